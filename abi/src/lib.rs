@@ -1,0 +1,309 @@
+//! The one ABI shared by the wasm-chord host (native, `src/host`) and its wasm32 guest (`guest/`).
+//!
+//! Everything both sides must agree on lives here and only here: the import module and function
+//! names, the guest export names, the status codes, and the `#[repr(C)]` structs that cross the
+//! boundary (with compile-time size asserts), plus the checksum both sides use to prove that the
+//! guest holds the right bytes.
+//!
+//! The host-side table that *implements* the imports is `src/host/imports.rs`; the guest-side
+//! declarations are `guest/src/bridge.rs`. Each import is documented there and summarised here.
+#![no_std]
+
+/// Wasm module name of every host import.
+pub const IMPORT_MODULE: &str = "wasm_chord";
+
+/// Host import names (module [`IMPORT_MODULE`]).
+pub mod import {
+    /// `memory64_load_layer(layer: i32, dst_ptr: i32, dst_len: i32) -> i32 status`.
+    /// Makes layer `layer` resident in the guest's layer cache (the host's `Memory64LayerManager`
+    /// picks the slot, evicting per policy, and copies the layer's tensor bytes from the Memory64
+    /// region into it), then writes a [`LayerGrant`](super::LayerGrant) at `dst_ptr`
+    /// (`dst_len` must equal its size).
+    pub const MEMORY64_LOAD_LAYER: &str = "memory64_load_layer";
+    /// `memory64_read(offset: i64, dst_ptr: i32, len: i32) -> i32 status`.
+    /// Copies `len` bytes of model tensor data starting at `offset` (an offset into the GGUF file,
+    /// as given to the guest in its directory) into guest memory at `dst_ptr`. The range must lie
+    /// inside one non-layer tensor that the host granted to the guest.
+    pub const MEMORY64_READ: &str = "memory64_read";
+    /// `memory64_is_enabled() -> i32`: 1 when the weights live in Memory64 regions, 0 in WHOLE mode.
+    pub const MEMORY64_IS_ENABLED: &str = "memory64_is_enabled";
+    /// `memory64_stats(dst_ptr: i32) -> i32 status`: writes a [`BridgeStats`](super::BridgeStats).
+    pub const MEMORY64_STATS: &str = "memory64_stats";
+}
+
+/// Guest export names.
+pub mod export {
+    /// The guest's linear memory.
+    pub const MEMORY: &str = "memory";
+    /// `wc_alloc(size: i32, align: i32) -> i32 ptr` (0 = out of memory). Host-owned allocations:
+    /// the directory, the layer-slot arena, WHOLE-mode tensor bytes.
+    pub const ALLOC: &str = "wc_alloc";
+    /// `wc_init(dir_ptr: i32, dir_len: i32) -> i32 status`: hands the guest its model directory.
+    pub const INIT: &str = "wc_init";
+    /// `wc_unit_checksum(unit: i32, out_ptr: i32) -> i32 status`: the guest acquires unit `unit`
+    /// (a layer through the layer cache, or a non-layer tensor through `memory64_read`) and writes
+    /// the [`Checksum`](super::Checksum) of the tensor bytes it sees to `out_ptr`.
+    pub const UNIT_CHECKSUM: &str = "wc_unit_checksum";
+    /// `wc_bridge_stats(out_ptr: i32) -> i32 status`: the guest calls `memory64_stats` and copies
+    /// the result to `out_ptr` (used by tests to exercise the import from real guest code).
+    pub const BRIDGE_STATS: &str = "wc_bridge_stats";
+}
+
+/// Status codes returned by imports and exports. Zero is success; negatives are errors.
+pub mod status {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// A guest pointer/length pair does not lie inside guest memory (or overflows).
+    pub const ERR_BAD_POINTER: i32 = -1;
+    /// No layer/unit with that index.
+    pub const ERR_NO_SUCH_LAYER: i32 = -2;
+    /// `dst_len` does not match the struct the host writes.
+    pub const ERR_BAD_LENGTH: i32 = -3;
+    /// `memory64_read` range not inside a tensor granted to the guest.
+    pub const ERR_NOT_GRANTED: i32 = -4;
+    /// The region could not be read (file truncated under us, I/O error).
+    pub const ERR_IO: i32 = -5;
+    /// Memory64 is not enabled for this model (WHOLE mode).
+    pub const ERR_DISABLED: i32 = -6;
+    /// The guest directory is malformed.
+    pub const ERR_BAD_DIRECTORY: i32 = -7;
+    /// The guest ran out of linear memory.
+    pub const ERR_OUT_OF_MEMORY: i32 = -8;
+    /// The layer does not fit in a cache slot.
+    pub const ERR_SLOT_TOO_SMALL: i32 = -9;
+}
+
+/// What `memory64_load_layer` writes: where the layer now sits in guest memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerGrant {
+    /// Guest address of the layer's first byte (tensor `k` is at `ptr + tensor.unit_offset`).
+    pub ptr: u32,
+    /// Bytes of the layer payload.
+    pub len: u32,
+    /// Cache slot index.
+    pub slot: u32,
+    /// 1 when the layer was already resident (a hit), 0 when it was loaded now (a miss).
+    pub hit: u32,
+}
+const _: () = assert!(core::mem::size_of::<LayerGrant>() == 16);
+
+/// What `memory64_stats` writes: the bridge's counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    /// `memory64_read` calls that succeeded.
+    pub reads: u64,
+    /// Bytes copied by `memory64_read`.
+    pub read_bytes: u64,
+    /// `memory64_load_layer` calls.
+    pub layer_requests: u64,
+    /// Layer loads that copied bytes (misses).
+    pub layer_loads: u64,
+    /// Bytes copied by layer loads.
+    pub layer_bytes: u64,
+    /// Calls rejected with an error status.
+    pub errors: u64,
+    /// 1 when Memory64 is enabled.
+    pub enabled: u32,
+    /// Number of Memory64 regions.
+    pub regions: u32,
+}
+const _: () = assert!(core::mem::size_of::<BridgeStats>() == 56);
+
+/// Checksum result written by `wc_unit_checksum`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checksum {
+    /// [`chord64`] combined over the unit's tensors in directory order.
+    pub hash: u64,
+    /// Bytes hashed.
+    pub bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<Checksum>() == 16);
+
+// ---------------------------------------------------------------------------------------------
+// The model directory: a flat little-endian byte string the host writes into guest memory.
+//
+//   header:  magic u32 = DIR_MAGIC, version u32 = DIR_VERSION, n_units u32, n_tensors u32,
+//            memory64 u32 (0/1), reserved u32
+//   units:   n_units × UnitEntry   (in unit order: layers 0..L-1, then non-layer tensors)
+//   tensors: n_tensors × TensorEntry
+// ---------------------------------------------------------------------------------------------
+
+/// Directory magic ("WCD1").
+pub const DIR_MAGIC: u32 = 0x3144_4357;
+/// Directory layout version.
+pub const DIR_VERSION: u32 = 1;
+
+/// Directory header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirHeader {
+    /// [`DIR_MAGIC`].
+    pub magic: u32,
+    /// [`DIR_VERSION`].
+    pub version: u32,
+    /// Number of [`UnitEntry`] records.
+    pub n_units: u32,
+    /// Number of [`TensorEntry`] records.
+    pub n_tensors: u32,
+    /// 1 = Memory64 mode (layers through the cache), 0 = WHOLE mode (everything resident).
+    pub memory64: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<DirHeader>() == 24);
+
+/// Unit kinds.
+pub mod unit_kind {
+    /// `blk.N.*` tensors of one transformer layer.
+    pub const LAYER: u32 = 0;
+    /// A single non-layer tensor (`token_embd.weight`, `output_norm.weight`, `output.weight`, …).
+    pub const TENSOR: u32 = 1;
+}
+
+/// One unit: a layer or a non-layer tensor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnitEntry {
+    /// [`unit_kind`].
+    pub kind: u32,
+    /// Layer number for layers; `u32::MAX` otherwise.
+    pub layer: u32,
+    /// First tensor of this unit in the tensor table.
+    pub first_tensor: u32,
+    /// Number of tensors.
+    pub n_tensors: u32,
+    /// Payload bytes when resident (tensors packed at [`TensorEntry::unit_offset`]).
+    pub bytes: u64,
+    /// WHOLE mode: guest address of the resident payload. Memory64 mode: 0 (ask the bridge).
+    pub resident_ptr: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<UnitEntry>() == 32);
+
+/// One tensor of a unit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// Absolute offset of the tensor's data in the GGUF file (what `memory64_read` takes).
+    pub file_offset: u64,
+    /// Bytes of tensor data.
+    pub bytes: u64,
+    /// Offset of the tensor inside its unit's resident payload.
+    pub unit_offset: u64,
+    /// ggml type id (`GGML_TYPE_*`).
+    pub ggml_type: u32,
+    /// Number of dimensions used in `ne`.
+    pub n_dims: u32,
+    /// ggml `ne[0..4]` (ne[0] is the contiguous dimension).
+    pub ne: [u64; 4],
+}
+const _: () = assert!(core::mem::size_of::<TensorEntry>() == 64);
+
+/// Alignment of tensors inside a unit payload (and of slots in the arena).
+pub const PAYLOAD_ALIGN: u64 = 64;
+
+/// Streaming 64-bit checksum of a byte string ("chord64"): 8-byte little-endian words folded with
+/// a multiply-rotate step; the tail is zero-padded and the length mixed in at the end. Not
+/// cryptographic: it proves that two sides saw the same bytes. Feeding the bytes in any split
+/// gives the same result as one [`chord64`] call.
+#[derive(Clone, Copy, Debug)]
+pub struct Chord64 {
+    h: u64,
+    pending: [u8; 8],
+    n_pending: usize,
+    len: u64,
+}
+
+const CHORD_K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Default for Chord64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Chord64 {
+    /// A fresh hasher.
+    pub const fn new() -> Self {
+        Self { h: 0xC0DE_C0DE_0000_0000 ^ CHORD_K, pending: [0; 8], n_pending: 0, len: 0 }
+    }
+
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        self.h = (self.h ^ w).wrapping_mul(CHORD_K).rotate_left(29);
+    }
+
+    /// Feeds more bytes.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.n_pending > 0 {
+            let take = (8 - self.n_pending).min(bytes.len());
+            self.pending[self.n_pending..self.n_pending + take].copy_from_slice(&bytes[..take]);
+            self.n_pending += take;
+            bytes = &bytes[take..];
+            if self.n_pending < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.pending));
+            self.n_pending = 0;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        let rest = chunks.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.n_pending = rest.len();
+    }
+
+    /// The checksum of everything fed so far.
+    pub fn finish(mut self) -> u64 {
+        if self.n_pending > 0 {
+            let mut tail = [0u8; 8];
+            tail[..self.n_pending].copy_from_slice(&self.pending[..self.n_pending]);
+            self.word(u64::from_le_bytes(tail));
+        }
+        finish(self.h ^ self.len)
+    }
+}
+
+/// One-shot [`Chord64`].
+pub fn chord64(bytes: &[u8]) -> u64 {
+    let mut c = Chord64::new();
+    c.update(bytes);
+    c.finish()
+}
+
+/// Combines the running checksum of a unit with the checksum of its next tensor.
+pub fn chord64_combine(acc: u64, tensor_hash: u64) -> u64 {
+    finish(acc.rotate_left(17) ^ tensor_hash.wrapping_mul(0xFF51_AFD7_ED55_8CCD))
+}
+
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    h ^ (h >> 29)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chord64_streaming_matches_one_shot() {
+        let data: [u8; 37] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        let whole = chord64(&data);
+        for split in 0..data.len() {
+            let mut c = Chord64::new();
+            c.update(&data[..split]);
+            c.update(&data[split..]);
+            assert_eq!(c.finish(), whole, "split at {split}");
+        }
+        assert_ne!(chord64(&data[..36]), whole);
+        assert_ne!(chord64(&[]), chord64(&[0]));
+    }
+}

@@ -1,0 +1,139 @@
+//! The wasm-chord guest: a wasm32 module (built with `+simd128,+relaxed-simd`) that holds the
+//! model's working set. This stage proves that the guest sees the right bytes: it acquires units
+//! through the layer cache (Memory64 mode) or from its own memory (WHOLE mode) and checksums them.
+//!
+//! Exports are listed in `wasm_chord_abi::export`; imports live in [`bridge`] only.
+
+pub mod bridge;
+pub mod directory;
+
+use std::sync::Mutex;
+
+use directory::Directory;
+use wasm_chord_abi::{Checksum, Chord64, chord64, chord64_combine, status, unit_kind};
+
+static DIR: Mutex<Option<Directory>> = Mutex::new(None);
+
+/// Bytes read per `memory64_read` call when streaming a non-layer tensor.
+const READ_CHUNK: usize = 1 << 20;
+
+fn memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u64 * 65536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        u64::MAX
+    }
+}
+
+/// Allocates `size` bytes (read as u32) aligned to `align` for the host (never freed: lives as
+/// long as the instance). Returns 0 when out of memory or on a bad request.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_alloc(size: i32, align: i32) -> i32 {
+    let size = size as u32 as usize;
+    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), align.max(1) as usize) else {
+        return 0;
+    };
+    // SAFETY: layout has non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    p as i32
+}
+
+/// Takes the model directory written by the host at `dir_ptr`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_init(dir_ptr: i32, dir_len: i32) -> i32 {
+    if dir_len < 0 || (dir_ptr as u32 as u64) + dir_len as u64 > memory_bytes() {
+        return status::ERR_BAD_POINTER;
+    }
+    // SAFETY: the range was checked to lie inside our memory; the host wrote it before the call.
+    let bytes = unsafe { core::slice::from_raw_parts(dir_ptr as u32 as usize as *const u8, dir_len as usize) };
+    match Directory::parse(bytes, memory_bytes()) {
+        Ok(d) => {
+            if let Ok(mut g) = DIR.lock() {
+                *g = Some(d);
+                return status::OK;
+            }
+            status::ERR_BAD_DIRECTORY
+        }
+        Err(e) => e,
+    }
+}
+
+/// Checksums unit `unit` as the guest sees it and writes a `Checksum` to `out_ptr`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_unit_checksum(unit: i32, out_ptr: i32) -> i32 {
+    let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
+    let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };
+    let Some(u) = usize::try_from(unit).ok().and_then(|i| dir.units.get(i)) else {
+        return status::ERR_NO_SUCH_LAYER;
+    };
+    let result = if !dir.memory64 {
+        checksum_resident(dir, u, u.resident_ptr)
+    } else if u.kind == unit_kind::LAYER {
+        bridge::load_layer(u.layer).and_then(|g| if u64::from(g.len) < u.bytes { Err(status::ERR_SLOT_TOO_SMALL) } else { checksum_resident(dir, u, g.ptr) })
+    } else {
+        checksum_streamed(dir, u)
+    };
+    match result {
+        Ok(c) => write_out(out_ptr, c),
+        Err(e) => e,
+    }
+}
+
+/// Calls `memory64_stats` and copies the result to `out_ptr`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_bridge_stats(out_ptr: i32) -> i32 {
+    match bridge::stats() {
+        Ok(s) => write_out(out_ptr, s),
+        Err(e) => e,
+    }
+}
+
+fn write_out<T: Copy>(out_ptr: i32, value: T) -> i32 {
+    let size = core::mem::size_of::<T>() as u64;
+    if (out_ptr as u32 as u64) + size > memory_bytes() || out_ptr == 0 {
+        return status::ERR_BAD_POINTER;
+    }
+    // SAFETY: the range lies inside our memory (checked above); unaligned write of a POD struct.
+    unsafe { core::ptr::write_unaligned(out_ptr as u32 as usize as *mut T, value) };
+    status::OK
+}
+
+/// Checksums a unit whose payload starts at guest address `base`.
+fn checksum_resident(dir: &Directory, u: &wasm_chord_abi::UnitEntry, base: u32) -> Result<Checksum, i32> {
+    if u64::from(base) + u.bytes > memory_bytes() {
+        return Err(status::ERR_BAD_POINTER);
+    }
+    let mut acc = 0u64;
+    let mut bytes = 0u64;
+    for t in dir.unit_tensors(u) {
+        // SAFETY: [base, base + u.bytes) is inside our memory (checked above) and every tensor
+        // lies inside its unit's payload (checked when the directory was parsed).
+        let data = unsafe { core::slice::from_raw_parts((base as usize + t.unit_offset as usize) as *const u8, t.bytes as usize) };
+        acc = chord64_combine(acc, chord64(data));
+        bytes += t.bytes;
+    }
+    Ok(Checksum { hash: acc, bytes })
+}
+
+/// Checksums a non-layer unit by streaming it through `memory64_read`.
+fn checksum_streamed(dir: &Directory, u: &wasm_chord_abi::UnitEntry) -> Result<Checksum, i32> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut acc = 0u64;
+    let mut bytes = 0u64;
+    for t in dir.unit_tensors(u) {
+        let mut h = Chord64::new();
+        let mut done = 0u64;
+        while done < t.bytes {
+            let n = (t.bytes - done).min(READ_CHUNK as u64) as usize;
+            bridge::read(t.file_offset + done, &mut buf[..n])?;
+            h.update(&buf[..n]);
+            done += n as u64;
+        }
+        acc = chord64_combine(acc, h.finish());
+        bytes += t.bytes;
+    }
+    Ok(Checksum { hash: acc, bytes })
+}

@@ -1,0 +1,179 @@
+//! The guest instance: one Store per model, the guest's exports as typed functions.
+
+use std::sync::OnceLock;
+
+use wasm_chord_abi::{BridgeStats, Checksum, export, status};
+use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder, TypedFunc};
+
+use super::imports::{HostState, add_to_linker, current_stats, guest_range};
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
+
+/// The guest, compiled for wasm32-unknown-unknown with +simd128,+relaxed-simd by build.rs.
+static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasm_chord_guest.wasm"));
+
+/// Largest guest memory (the whole wasm32 address space).
+pub const GUEST_MEMORY_LIMIT: u64 = 4 << 30;
+
+fn engine_and_module() -> Result<&'static (Engine, Module, Linker<HostState>)> {
+    static CELL: OnceLock<std::result::Result<(Engine, Module, Linker<HostState>), String>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut c = Config::new();
+        c.wasm_simd(true).wasm_relaxed_simd(true).cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&c).map_err(|e| format!("guest engine: {e}"))?;
+        let module = Module::new(&engine, GUEST_WASM).map_err(|e| format!("guest module: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        add_to_linker(&mut linker).map_err(|e| format!("guest imports: {e}"))?;
+        Ok((engine, module, linker))
+    })
+    .as_ref()
+    .map_err(|e| ChordError::new(E::Internal, e.clone()))
+}
+
+/// The compiled guest module (compiled once per process).
+pub fn guest_module() -> Result<&'static Module> {
+    Ok(&engine_and_module()?.1)
+}
+
+/// A running guest.
+pub struct Guest {
+    store: Store<HostState>,
+    memory: Memory,
+    alloc: TypedFunc<(i32, i32), i32>,
+    init: TypedFunc<(i32, i32), i32>,
+    unit_checksum: TypedFunc<(i32, i32), i32>,
+    bridge_stats: TypedFunc<i32, i32>,
+    scratch: u32,
+}
+
+fn trap(e: wasmtime::Error) -> ChordError {
+    ChordError::new(E::GuestTrap, format!("the guest trapped: {e:#}"))
+}
+
+impl Guest {
+    /// Instantiates the guest with `state` (its `memory` field is filled in here).
+    pub fn new(mut state: HostState) -> Result<Self> {
+        let (engine, module, linker) = engine_and_module()?;
+        state.limits = StoreLimitsBuilder::new().memory_size(GUEST_MEMORY_LIMIT as usize).build();
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        let instance: Instance = linker.instantiate(&mut store, module).map_err(trap)?;
+        let memory = instance
+            .get_memory(&mut store, export::MEMORY)
+            .ok_or_else(|| ChordError::new(E::Internal, "guest exports no memory"))?;
+        store.data_mut().memory = Some(memory);
+        let f = |store: &mut Store<HostState>, name: &str| {
+            instance.get_typed_func(store, name).map_err(|e| ChordError::new(E::Internal, format!("guest export {name}: {e}")))
+        };
+        let alloc = f(&mut store, export::ALLOC)?;
+        let init = f(&mut store, export::INIT)?;
+        let unit_checksum = f(&mut store, export::UNIT_CHECKSUM)?;
+        let bridge_stats = instance
+            .get_typed_func(&mut store, export::BRIDGE_STATS)
+            .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::BRIDGE_STATS)))?;
+        let mut g = Self { store, memory, alloc, init, unit_checksum, bridge_stats, scratch: 0 };
+        g.scratch = g.alloc(256, 16)?;
+        Ok(g)
+    }
+
+    /// Allocates `size` bytes in guest memory; the block lives as long as the guest.
+    pub fn alloc(&mut self, size: u64, align: u32) -> Result<u32> {
+        if size >= GUEST_MEMORY_LIMIT {
+            return fail(E::ModelTooLargeForWasm32, format!("cannot allocate {size} bytes in a wasm32 guest"));
+        }
+        let p = self.alloc.call(&mut self.store, (size as u32 as i32, align as i32)).map_err(trap)?;
+        if p == 0 {
+            return fail(
+                E::ModelTooLargeForWasm32,
+                format!("the wasm32 guest is out of memory allocating {size} bytes (memory is {} bytes, limit {GUEST_MEMORY_LIMIT})", self.memory_bytes()),
+            );
+        }
+        Ok(p as u32)
+    }
+
+    /// Guest memory and host state, together.
+    pub fn memory_and_state(&mut self) -> (&mut [u8], &mut HostState) {
+        self.memory.data_and_store_mut(&mut self.store)
+    }
+
+    /// Host state.
+    pub fn state(&self) -> &HostState {
+        self.store.data()
+    }
+
+    /// Guest memory size in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.data_size(&self.store) as u64
+    }
+
+    /// Copies `bytes` into guest memory at `ptr` (bounds-checked).
+    pub fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<()> {
+        let data = self.memory.data_mut(&mut self.store);
+        let r = guest_range(data.len(), ptr as i32, bytes.len() as i64)
+            .ok_or_else(|| ChordError::new(E::Internal, format!("write of {} bytes at {ptr} is outside guest memory", bytes.len())))?;
+        data[r].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Hands the guest its directory.
+    pub fn init(&mut self, directory: &[u8]) -> Result<()> {
+        let ptr = self.alloc(directory.len() as u64, 8)?;
+        self.write(ptr, directory)?;
+        let st = self.init.call(&mut self.store, (ptr as i32, directory.len() as i32)).map_err(trap)?;
+        self.check(st, "wc_init")
+    }
+
+    /// The guest's checksum of unit `unit` (acquired through the layer cache in Memory64 mode).
+    pub fn unit_checksum(&mut self, unit: u32) -> Result<Checksum> {
+        let st = self.unit_checksum.call(&mut self.store, (unit as i32, self.scratch as i32)).map_err(trap)?;
+        self.check(st, "wc_unit_checksum")?;
+        let b = self.read_scratch::<16>()?;
+        Ok(Checksum { hash: u64::from_le_bytes(b[0..8].try_into().unwrap_or_default()), bytes: u64::from_le_bytes(b[8..16].try_into().unwrap_or_default()) })
+    }
+
+    /// The bridge statistics as the guest sees them (through `memory64_stats`), or the host's
+    /// own copy in WHOLE mode.
+    pub fn bridge_stats_from_guest(&mut self) -> Result<BridgeStats> {
+        let st = self.bridge_stats.call(&mut self.store, self.scratch as i32).map_err(trap)?;
+        self.check(st, "wc_bridge_stats")?;
+        let b = self.read_scratch::<56>()?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let d = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        Ok(BridgeStats { reads: w(0), read_bytes: w(1), layer_requests: w(2), layer_loads: w(3), layer_bytes: w(4), errors: w(5), enabled: d(48), regions: d(52) })
+    }
+
+    /// The bridge statistics kept by the host.
+    pub fn bridge_stats(&self) -> BridgeStats {
+        current_stats(self.store.data())
+    }
+
+    fn read_scratch<const N: usize>(&self) -> Result<[u8; N]> {
+        let data = self.memory.data(&self.store);
+        let r = guest_range(data.len(), self.scratch as i32, N as i64).ok_or_else(|| ChordError::new(E::Internal, "scratch outside memory"))?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&data[r]);
+        Ok(out)
+    }
+
+    /// Turns a guest status into a result, preferring the host's detailed error.
+    fn check(&mut self, st: i32, what: &str) -> Result<()> {
+        if st == status::OK {
+            return Ok(());
+        }
+        if let Some(e) = self.store.data_mut().last_error.take() {
+            return Err(e);
+        }
+        let name = match st {
+            status::ERR_BAD_POINTER => "bad pointer",
+            status::ERR_NO_SUCH_LAYER => "no such layer",
+            status::ERR_BAD_LENGTH => "bad length",
+            status::ERR_NOT_GRANTED => "range not granted",
+            status::ERR_IO => "I/O error",
+            status::ERR_DISABLED => "Memory64 disabled",
+            status::ERR_BAD_DIRECTORY => "bad directory",
+            status::ERR_OUT_OF_MEMORY => "out of memory",
+            status::ERR_SLOT_TOO_SMALL => "slot too small",
+            _ => "unknown status",
+        };
+        fail(E::Guest, format!("{what} returned status {st} ({name})"))
+    }
+}

@@ -1,0 +1,234 @@
+//! The one table of host imports (module `wasm_chord`). Every guest pointer and length is
+//! validated against the guest's memory before use; a bad call returns an error status (see
+//! `wasm_chord_abi::status`), counts an error, and never touches memory outside the guest.
+//!
+//! | import | params | returns | effect / ownership | failure |
+//! |---|---|---|---|---|
+//! | `memory64_load_layer` | `layer: i32, dst_ptr: i32, dst_len: i32` | status | Makes `layer` resident: the `Memory64LayerManager` picks a slot (LRU eviction), the layer's tensors are copied from the Memory64 region into it; a `LayerGrant {ptr, len, slot, hit}` is written at `dst_ptr`. The slot stays valid until the guest's next `memory64_load_layer` call (which may evict it). | `ERR_DISABLED` (WHOLE mode), `ERR_NO_SUCH_LAYER`, `ERR_BAD_LENGTH` (`dst_len` ≠ 16), `ERR_BAD_POINTER`, `ERR_IO` (file truncated / read error; the host keeps the detailed error) |
+//! | `memory64_read` | `offset: i64, dst_ptr: i32, len: i32` | status | Copies `len` bytes of tensor data at absolute file offset `offset` into guest memory at `dst_ptr`. Only ranges inside a non-layer tensor the host listed in the guest's directory are granted: a guest never passes a file offset it was not given. | `ERR_DISABLED`, `ERR_BAD_POINTER`, `ERR_NOT_GRANTED`, `ERR_IO` |
+//! | `memory64_is_enabled` | — | `1` / `0` | Whether the weights live in Memory64 regions. | — |
+//! | `memory64_stats` | `dst_ptr: i32` | status | Writes a `BridgeStats` (56 bytes) at `dst_ptr`. | `ERR_BAD_POINTER` |
+
+use std::ops::Range;
+
+use wasm_chord_abi::{BridgeStats, IMPORT_MODULE, LayerGrant, import, status};
+use wasmtime::{Caller, Linker, Memory, StoreLimits};
+
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
+use crate::memory64::{Memory64LayerManager, Memory64Runtime};
+
+/// Where each tensor of a layer comes from and goes to: `(file_offset, bytes, payload_offset)`.
+#[derive(Clone, Debug, Default)]
+pub struct LayerCopyPlan {
+    /// Tensor copies.
+    pub tensors: Vec<(u64, u64, u64)>,
+}
+
+/// The Memory64 side of a model's host state.
+pub struct Bridge {
+    /// Regions holding the weights.
+    pub runtime: Memory64Runtime,
+    /// Layer cache policy.
+    pub manager: Memory64LayerManager,
+    /// Copy plan of each layer.
+    pub layers: Vec<LayerCopyPlan>,
+    /// File ranges the guest may read with `memory64_read`, sorted, non-overlapping.
+    pub granted: Vec<Range<u64>>,
+}
+
+/// State of a guest Store.
+pub struct HostState {
+    /// The guest's memory (set right after instantiation).
+    pub memory: Option<Memory>,
+    /// Memory64 machinery (None in WHOLE mode).
+    pub bridge: Option<Bridge>,
+    /// Bridge counters.
+    pub stats: BridgeStats,
+    /// The detailed host error behind the last error status, for the caller to surface.
+    pub last_error: Option<ChordError>,
+    /// Guest memory limit.
+    pub limits: StoreLimits,
+}
+
+/// Registers the four imports.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(IMPORT_MODULE, import::MEMORY64_LOAD_LAYER, |mut c: Caller<'_, HostState>, layer: i32, dst: i32, len: i32| {
+        let st = load_layer(&mut c, layer, dst, len);
+        finish(&mut c, st)
+    })?;
+    linker.func_wrap(IMPORT_MODULE, import::MEMORY64_READ, |mut c: Caller<'_, HostState>, offset: i64, dst: i32, len: i32| {
+        let st = read(&mut c, offset, dst, len);
+        finish(&mut c, st)
+    })?;
+    linker.func_wrap(IMPORT_MODULE, import::MEMORY64_IS_ENABLED, |c: Caller<'_, HostState>| i32::from(c.data().bridge.is_some()))?;
+    linker.func_wrap(IMPORT_MODULE, import::MEMORY64_STATS, |mut c: Caller<'_, HostState>, dst: i32| {
+        let st = write_stats(&mut c, dst);
+        finish(&mut c, st)
+    })?;
+    Ok(())
+}
+
+/// A failed call: the status code, and (for host-side failures) the detailed error.
+type CallResult = std::result::Result<(), (i32, Option<ChordError>)>;
+
+fn finish(c: &mut Caller<'_, HostState>, r: CallResult) -> i32 {
+    match r {
+        Ok(()) => status::OK,
+        Err((st, detail)) => {
+            let s = c.data_mut();
+            s.stats.errors += 1;
+            s.last_error = detail;
+            st
+        }
+    }
+}
+
+/// `[ptr, ptr + len)` as a range of guest memory, if it lies inside `mem_len` bytes.
+pub(crate) fn guest_range(mem_len: usize, ptr: i32, len: i64) -> Option<Range<usize>> {
+    let start = ptr as u32 as usize;
+    let len = usize::try_from(len).ok()?;
+    let end = start.checked_add(len)?;
+    (end <= mem_len).then_some(start..end)
+}
+
+fn load_layer(c: &mut Caller<'_, HostState>, layer: i32, dst: i32, dst_len: i32) -> CallResult {
+    let Some(memory) = c.data().memory else { return Err((status::ERR_DISABLED, None)) };
+    let (data, state) = memory.data_and_store_mut(&mut *c);
+    state.stats.layer_requests += 1;
+    let Some(bridge) = state.bridge.as_mut() else { return Err((status::ERR_DISABLED, None)) };
+    if dst_len as usize != size_of::<LayerGrant>() {
+        return Err((status::ERR_BAD_LENGTH, None));
+    }
+    let out = guest_range(data.len(), dst, dst_len.into()).ok_or((status::ERR_BAD_POINTER, None))?;
+    let layer = u32::try_from(layer).map_err(|_| (status::ERR_NO_SUCH_LAYER, None))?;
+    if layer >= bridge.manager.n_layers() {
+        return Err((status::ERR_NO_SUCH_LAYER, None));
+    }
+    let grant = acquire_layer(bridge, data, layer).map_err(|e| (status::ERR_IO, Some(e)))?;
+    if !grant.1 {
+        state.stats.layer_loads += 1;
+        state.stats.layer_bytes += layer_len(bridge, layer);
+    }
+    let g = LayerGrant { ptr: grant.0, len: layer_len(bridge, layer) as u32, slot: grant.2, hit: u32::from(grant.1) };
+    data[out].copy_from_slice(&grant_bytes(&g));
+    Ok(())
+}
+
+fn layer_len(bridge: &Bridge, layer: u32) -> u64 {
+    bridge.layers[layer as usize].tensors.last().map_or(0, |&(_, n, off)| off + n)
+}
+
+/// A real access to `layer` through the manager; copies it into its slot on a miss.
+/// Returns `(guest address, hit, slot)`.
+pub(crate) fn acquire_layer(bridge: &mut Bridge, data: &mut [u8], layer: u32) -> Result<(u32, bool, u32)> {
+    let Bridge { runtime, manager, layers, .. } = bridge;
+    let plan = &layers[layer as usize];
+    let g = manager.acquire(layer, |base, cap| copy_layer(runtime, plan, data, base, cap))?;
+    Ok((g.base, g.hit, g.slot))
+}
+
+/// Copies every tensor of a layer from the regions into the slot at `base` (`cap` bytes).
+pub(crate) fn copy_layer(runtime: &mut Memory64Runtime, plan: &LayerCopyPlan, data: &mut [u8], base: u32, cap: u64) -> Result<()> {
+    let slot = guest_range(data.len(), base as i32, cap as i64)
+        .ok_or_else(|| ChordError::new(E::Internal, format!("slot at {base} (+{cap}) is outside guest memory ({} bytes)", data.len())))?;
+    for &(file_offset, bytes, payload_offset) in &plan.tensors {
+        let Some(end) = payload_offset.checked_add(bytes).filter(|&e| e <= cap) else {
+            return fail(E::Internal, format!("tensor at payload offset {payload_offset} (+{bytes}) exceeds the {cap}-byte slot"));
+        };
+        let dst = &mut data[slot.start + payload_offset as usize..slot.start + end as usize];
+        runtime.read_file_range(file_offset, dst)?;
+    }
+    Ok(())
+}
+
+fn read(c: &mut Caller<'_, HostState>, offset: i64, dst: i32, len: i32) -> CallResult {
+    let Some(memory) = c.data().memory else { return Err((status::ERR_DISABLED, None)) };
+    let (data, state) = memory.data_and_store_mut(&mut *c);
+    let Some(bridge) = state.bridge.as_mut() else { return Err((status::ERR_DISABLED, None)) };
+    let range = guest_range(data.len(), dst, len.into()).ok_or((status::ERR_BAD_POINTER, None))?;
+    let start = u64::try_from(offset).map_err(|_| (status::ERR_NOT_GRANTED, None))?;
+    let end = start.checked_add(range.len() as u64).ok_or((status::ERR_NOT_GRANTED, None))?;
+    // The last granted range starting at or before `start` must contain [start, end).
+    let idx = bridge.granted.partition_point(|r| r.start <= start);
+    let ok = idx > 0 && end <= bridge.granted[idx - 1].end;
+    if !ok {
+        return Err((status::ERR_NOT_GRANTED, None));
+    }
+    bridge.runtime.read_file_range(start, &mut data[range.clone()]).map_err(|e| (status::ERR_IO, Some(e)))?;
+    state.stats.reads += 1;
+    state.stats.read_bytes += range.len() as u64;
+    Ok(())
+}
+
+fn write_stats(c: &mut Caller<'_, HostState>, dst: i32) -> CallResult {
+    let Some(memory) = c.data().memory else { return Err((status::ERR_BAD_POINTER, None)) };
+    let (data, state) = memory.data_and_store_mut(&mut *c);
+    let out = guest_range(data.len(), dst, size_of::<BridgeStats>() as i64).ok_or((status::ERR_BAD_POINTER, None))?;
+    let s = current_stats(state);
+    data[out].copy_from_slice(&stats_bytes(&s));
+    Ok(())
+}
+
+/// The bridge counters with the live `enabled`/`regions` fields filled in.
+pub(crate) fn current_stats(state: &HostState) -> BridgeStats {
+    let mut s = state.stats;
+    s.enabled = u32::from(state.bridge.is_some());
+    s.regions = state.bridge.as_ref().map_or(0, |b| b.runtime.region_count() as u32);
+    s
+}
+
+fn grant_bytes(g: &LayerGrant) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (i, v) in [g.ptr, g.len, g.slot, g.hit].into_iter().enumerate() {
+        b[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn stats_bytes(s: &BridgeStats) -> [u8; 56] {
+    let mut b = [0u8; 56];
+    let words = [s.reads, s.read_bytes, s.layer_requests, s.layer_loads, s.layer_bytes, s.errors];
+    for (i, v) in words.into_iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b[48..52].copy_from_slice(&s.enabled.to_le_bytes());
+    b[52..56].copy_from_slice(&s.regions.to_le_bytes());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_range_rejects_hostile_pointers() {
+        assert_eq!(guest_range(100, 10, 20), Some(10..30));
+        assert_eq!(guest_range(100, 90, 10), Some(90..100));
+        assert_eq!(guest_range(100, 90, 11), None);
+        assert_eq!(guest_range(100, -1, 1), None); // 0xFFFF_FFFF
+        assert_eq!(guest_range(100, 0, -1), None);
+        assert_eq!(guest_range(100, 100, 0), Some(100..100));
+        assert_eq!(guest_range(100, 101, 0), None);
+        assert_eq!(guest_range(1 << 32, -1, 2), None);
+        assert_eq!(guest_range(1 << 32, -1, 1), Some(0xFFFF_FFFF..1 << 32));
+    }
+
+    #[test]
+    fn abi_struct_encodings_match_repr_c() {
+        let g = LayerGrant { ptr: 1, len: 2, slot: 3, hit: 4 };
+        // SAFETY: LayerGrant is #[repr(C)] POD of 16 bytes.
+        let raw: [u8; 16] = unsafe { std::mem::transmute(g) };
+        assert_eq!(raw, grant_bytes(&g));
+        let s = BridgeStats { reads: 1, read_bytes: 2, layer_requests: 3, layer_loads: 4, layer_bytes: 5, errors: 6, enabled: 7, regions: 8 };
+        // SAFETY: BridgeStats is #[repr(C)] POD of 56 bytes without padding.
+        let raw: [u8; 56] = unsafe { std::mem::transmute(s) };
+        assert_eq!(raw, stats_bytes(&s));
+    }
+}
+
+impl HostState {
+    /// Fresh state; `bridge` is `Some` in Memory64 mode.
+    pub fn new(bridge: Option<Bridge>) -> Self {
+        Self { memory: None, bridge, stats: BridgeStats::default(), last_error: None, limits: StoreLimits::default() }
+    }
+}

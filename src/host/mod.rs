@@ -1,0 +1,9 @@
+//! The Wasmtime host: one engine for the guest, the guest instance (one Store per model), and the
+//! one table of host imports (`imports.rs`). Only this module talks to the guest.
+
+mod guest;
+mod imports;
+
+pub use guest::{Guest, guest_module};
+pub use imports::{Bridge, HostState, LayerCopyPlan};
+pub(crate) use imports::copy_layer as copy_layer_into;

@@ -1,0 +1,329 @@
+//! `Memory64GGUFLoader`: parse the GGUF header, plan memory (WHOLE or MEMORY64 by threshold),
+//! create the regions or copy the weights, instantiate the guest and hand it its directory.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use wasm_chord_abi::{DIR_MAGIC, DIR_VERSION, DirHeader, PAYLOAD_ALIGN, TensorEntry, UnitEntry, unit_kind};
+
+use super::info::{MemoryMode, ModelInfo, file_type_name, type_histogram};
+use super::model::Memory64Model;
+use super::units::{UnitKind, UnitTable};
+use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
+use crate::gguf::{GgufFile, GgufValue, read_gguf};
+use crate::host::{Bridge, Guest, HostState, LayerCopyPlan};
+use crate::memory64::{CacheConfig, Memory64LayerManager, Memory64Runtime, MemoryLayout, SlotPlan};
+
+/// Default `memory64Threshold`: tensor data above 3 GiB goes to Memory64 under `'auto'`.
+pub const DEFAULT_MEMORY64_THRESHOLD: u64 = 3 << 30;
+
+/// Bytes of guest memory WHOLE mode may fill with weights (the wasm32 address space less room
+/// for the guest's own code, stack and working buffers).
+pub const WASM32_WEIGHT_BUDGET: u64 = (4 << 30) - (256 << 20);
+
+/// Layers per region when the loader splits the weights into several Memory64 regions.
+pub const LAYERS_PER_REGION: u32 = 16;
+
+/// `memory64` option.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Memory64Option {
+    /// Memory64 when tensor bytes exceed the threshold (default).
+    #[default]
+    Auto,
+    /// Always Memory64.
+    Always,
+    /// Never (WHOLE mode); fails early when the model cannot fit a wasm32 memory.
+    Never,
+}
+
+/// Load options (the JS names in brackets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `memory64` (default `Auto`).
+    pub memory64: Memory64Option,
+    /// `memory64Threshold` in bytes (default 3 GiB).
+    pub memory64_threshold: u64,
+    /// `cacheLayers` / `cacheBytes` (default 4 layers).
+    pub cache: CacheConfig,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default() }
+    }
+}
+
+/// The memory plan of a model.
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    /// Mode chosen.
+    pub mode: MemoryMode,
+    /// Why, in words (for `wasm-chord info`).
+    pub reason: String,
+    /// Regions and the file offset of each (Memory64 mode).
+    pub regions: Option<(MemoryLayout, Vec<u64>)>,
+    /// Layer cache slots (Memory64 mode).
+    pub slots: Option<SlotPlan>,
+    /// Bytes of weights copied into the guest (WHOLE mode: all payloads).
+    pub resident_bytes: u64,
+}
+
+/// Loads GGUF models into a guest (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Memory64GGUFLoader {
+    path: PathBuf,
+    options: LoadOptions,
+}
+
+/// Progress and cancellation hooks for a load.
+pub struct LoadHooks<'a> {
+    /// Called with the fraction done, 0..=1.
+    pub progress: &'a dyn Fn(f64),
+    /// Polled between steps; `true` aborts the load with `ERR_ABORTED`.
+    pub aborted: &'a dyn Fn() -> bool,
+}
+
+impl Default for LoadHooks<'_> {
+    fn default() -> Self {
+        Self { progress: &|_| {}, aborted: &|| false }
+    }
+}
+
+impl Memory64GGUFLoader {
+    /// A loader for the file at `path`.
+    pub fn new(path: impl AsRef<Path>, options: LoadOptions) -> Self {
+        Self { path: path.as_ref().to_path_buf(), options }
+    }
+
+    /// Parses the header and plans memory without loading anything.
+    pub fn plan(&self) -> Result<(GgufFile, UnitTable, MemoryPlan)> {
+        let gguf = read_gguf(&self.path)?;
+        let units = UnitTable::new(&gguf)?;
+        let plan = plan_memory(&gguf, &units, &self.options)?;
+        Ok((gguf, units, plan))
+    }
+
+    /// Loads the model.
+    pub fn load(&self) -> Result<Memory64Model> {
+        self.load_with(&LoadHooks::default())
+    }
+
+    /// Loads the model, reporting progress and polling for abort.
+    pub fn load_with(&self, hooks: &LoadHooks<'_>) -> Result<Memory64Model> {
+        let started = Instant::now();
+        let check_abort = || if (hooks.aborted)() { fail(E::Aborted, "model load aborted") } else { Ok(()) };
+        check_abort()?;
+        let (gguf, units, plan) = self.plan()?;
+        (hooks.progress)(0.0);
+        let mut guest = Guest::new(HostState::new(None))?;
+        let mut resident_ptrs = vec![0u32; units.units.len()];
+        match &plan.regions {
+            None => self.copy_whole(&gguf, &units, &mut guest, &mut resident_ptrs, hooks)?,
+            Some((layout, offsets)) => {
+                let slots = plan.slots.unwrap_or(SlotPlan { n_slots: 0, slot_bytes: 0 });
+                let arena = if slots.n_slots > 0 { guest.alloc(slots.arena_bytes(), PAYLOAD_ALIGN as u32)? } else { 0 };
+                let bridge = self.make_bridge(&gguf, &units, layout, offsets, slots, arena)?;
+                guest.memory_and_state().1.bridge = Some(bridge);
+            }
+        }
+        check_abort()?;
+        guest.init(&directory_bytes(&gguf, &units, plan.mode, &resident_ptrs))?;
+        (hooks.progress)(1.0);
+        let info = model_info(&self.path, &gguf, &units, &plan, self.options.memory64_threshold);
+        Ok(Memory64Model::new(self.path.clone(), gguf, units, plan, guest, info, started.elapsed()))
+    }
+
+    fn make_bridge(&self, gguf: &GgufFile, units: &UnitTable, layout: &MemoryLayout, offsets: &[u64], slots: SlotPlan, arena: u32) -> Result<Bridge> {
+        let runtime = Memory64Runtime::map_file(&self.path, layout, offsets)?;
+        let layers = units
+            .layers()
+            .iter()
+            .map(|u| LayerCopyPlan {
+                tensors: u.tensors.iter().zip(&u.payload_offsets).map(|(&t, &o)| (gguf.tensors[t].file_offset, gguf.tensors[t].bytes, o)).collect(),
+            })
+            .collect();
+        let mut granted: Vec<std::ops::Range<u64>> = units.units[units.n_layers as usize..]
+            .iter()
+            .flat_map(|u| u.tensors.iter().map(|&t| gguf.tensors[t].file_offset..gguf.tensors[t].file_offset + gguf.tensors[t].bytes))
+            .collect();
+        granted.sort_by_key(|r| r.start);
+        Ok(Bridge { runtime, manager: Memory64LayerManager::new(units.layer_bytes(), slots, arena), layers, granted })
+    }
+
+    /// WHOLE mode: every tensor is read from the file straight into guest memory.
+    fn copy_whole(&self, gguf: &GgufFile, units: &UnitTable, guest: &mut Guest, ptrs: &mut [u32], hooks: &LoadHooks<'_>) -> Result<()> {
+        let file = File::open(&self.path).map_err(|e| io_err(format!("cannot open {}", self.path.display()), e))?;
+        let total = units.units.iter().map(|u| u.tensor_bytes).sum::<u64>().max(1);
+        let mut done = 0u64;
+        for (ui, u) in units.units.iter().enumerate() {
+            let base = guest.alloc(u.payload_bytes.max(1), PAYLOAD_ALIGN as u32)?;
+            ptrs[ui] = base;
+            for (&t, &off) in u.tensors.iter().zip(&u.payload_offsets) {
+                if (hooks.aborted)() {
+                    return fail(E::Aborted, "model load aborted");
+                }
+                let ti = &gguf.tensors[t];
+                let (data, _) = guest.memory_and_state();
+                let start = base as usize + off as usize;
+                let dst = data.get_mut(start..start + ti.bytes as usize).ok_or_else(|| ChordError::new(E::Internal, "tensor outside guest memory"))?;
+                file.read_exact_at(dst, ti.file_offset).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        ChordError::new(E::FileTruncated, format!("{} ended before tensor {:?} ({} bytes at offset {})", self.path.display(), ti.name, ti.bytes, ti.file_offset))
+                    } else {
+                        io_err(format!("reading tensor {:?}", ti.name), e)
+                    }
+                })?;
+                done += ti.bytes;
+                (hooks.progress)(done as f64 / total as f64 * 0.99);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Chooses WHOLE or MEMORY64 and sizes regions and cache.
+pub fn plan_memory(gguf: &GgufFile, units: &UnitTable, o: &LoadOptions) -> Result<MemoryPlan> {
+    let tensor_bytes = gguf.tensor_bytes();
+    let payload: u64 = units.units.iter().map(|u| u.payload_bytes).sum();
+    let (mode, reason) = match o.memory64 {
+        Memory64Option::Always => (MemoryMode::Memory64, "memory64: 'always'".to_string()),
+        Memory64Option::Never => (MemoryMode::Whole, "memory64: 'never'".to_string()),
+        Memory64Option::Auto if tensor_bytes > o.memory64_threshold => {
+            (MemoryMode::Memory64, format!("auto: tensor data {tensor_bytes} B > threshold {} B", o.memory64_threshold))
+        }
+        Memory64Option::Auto => (MemoryMode::Whole, format!("auto: tensor data {tensor_bytes} B <= threshold {} B", o.memory64_threshold)),
+    };
+    if mode == MemoryMode::Whole {
+        if payload > WASM32_WEIGHT_BUDGET {
+            return fail(
+                E::ModelTooLargeForWasm32,
+                format!(
+                    "the model's tensors need {payload} bytes of guest memory, more than the {WASM32_WEIGHT_BUDGET} bytes a wasm32 guest can give them ({reason}). Load it with memory64: 'auto' or 'always' to keep the weights in Memory64 regions"
+                ),
+            );
+        }
+        return Ok(MemoryPlan { mode, reason, regions: None, slots: None, resident_bytes: payload });
+    }
+    let layer_bytes = units.layer_bytes();
+    let slots = if layer_bytes.is_empty() { None } else { Some(Memory64LayerManager::plan(&layer_bytes, o.cache)?) };
+    if let Some(s) = slots
+        && s.arena_bytes() > WASM32_WEIGHT_BUDGET
+    {
+        return fail(
+            E::InvalidOption,
+            format!("a layer cache of {} slots x {} bytes = {} bytes exceeds the {WASM32_WEIGHT_BUDGET} bytes a wasm32 guest can hold; lower cacheLayers/cacheBytes", s.n_slots, s.slot_bytes, s.arena_bytes()),
+        );
+    }
+    let regions = plan_regions(gguf, units)?;
+    Ok(MemoryPlan { mode, reason, regions: Some(regions), slots, resident_bytes: slots.map_or(0, |s| s.arena_bytes()) })
+}
+
+/// Groups tensors (in file order) into regions: `embeddings` (token embeddings), `layers_A_B`
+/// (16 layers each), `output` (output head and norm), `globals` (anything else); each region
+/// spans from its first tensor's data to its last's. A group that recurs later in the file
+/// gets a numbered suffix.
+pub fn plan_regions(gguf: &GgufFile, units: &UnitTable) -> Result<(MemoryLayout, Vec<u64>)> {
+    let mut order: Vec<usize> = (0..gguf.tensors.len()).filter(|&i| gguf.tensors[i].bytes > 0).collect();
+    order.sort_by_key(|&i| gguf.tensors[i].file_offset);
+    let key = |name: &str| -> String {
+        match super::units::layer_of(name) {
+            Some(l) => {
+                let a = l / LAYERS_PER_REGION * LAYERS_PER_REGION;
+                format!("layers_{a}_{}", (a + LAYERS_PER_REGION - 1).min(units.n_layers.saturating_sub(1)))
+            }
+            None if name.starts_with("token_embd") => "embeddings".into(),
+            None if name.starts_with("output") => "output".into(),
+            None => "globals".into(),
+        }
+    };
+    let mut groups: Vec<(String, u64, u64)> = Vec::new(); // (name, start, end)
+    for i in order {
+        let t = &gguf.tensors[i];
+        let k = key(&t.name);
+        match groups.last_mut() {
+            Some((name, _, end)) if *name == k || name.starts_with(&format!("{k}#")) => *end = t.file_offset + t.bytes,
+            _ => {
+                let n = groups.iter().filter(|g| g.0 == k || g.0.starts_with(&format!("{k}#"))).count();
+                let name = if n == 0 { k } else { format!("{k}#{}", n + 1) };
+                groups.push((name, t.file_offset, t.file_offset + t.bytes));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return fail(E::GgufBadMetadata, "the model has no tensor data to place in Memory64 regions");
+    }
+    let specs: Vec<(&str, u64)> = groups.iter().map(|(n, s, e)| (n.as_str(), e - s)).collect();
+    let layout = MemoryLayout::multi(&specs)?;
+    Ok((layout, groups.iter().map(|g| g.1).collect()))
+}
+
+/// The directory the guest receives (format in `wasm_chord_abi`).
+fn directory_bytes(gguf: &GgufFile, units: &UnitTable, mode: MemoryMode, resident: &[u32]) -> Vec<u8> {
+    let n_tensors: usize = units.units.iter().map(|u| u.tensors.len()).sum();
+    let header = DirHeader {
+        magic: DIR_MAGIC,
+        version: DIR_VERSION,
+        n_units: units.units.len() as u32,
+        n_tensors: n_tensors as u32,
+        memory64: u32::from(mode == MemoryMode::Memory64),
+        reserved: 0,
+    };
+    let mut out = pod_bytes(&header);
+    let mut first = 0u32;
+    for (i, u) in units.units.iter().enumerate() {
+        let (kind, layer) = match u.kind {
+            UnitKind::Layer(l) => (unit_kind::LAYER, l),
+            UnitKind::Tensor => (unit_kind::TENSOR, u32::MAX),
+        };
+        let e = UnitEntry { kind, layer, first_tensor: first, n_tensors: u.tensors.len() as u32, bytes: u.payload_bytes, resident_ptr: resident[i], reserved: 0 };
+        out.extend_from_slice(&pod_bytes(&e));
+        first += u.tensors.len() as u32;
+    }
+    for u in &units.units {
+        for (&t, &off) in u.tensors.iter().zip(&u.payload_offsets) {
+            let ti = &gguf.tensors[t];
+            let mut ne = [1u64; 4];
+            ne[..ti.shape.len()].copy_from_slice(&ti.shape);
+            let e = TensorEntry { file_offset: ti.file_offset, bytes: ti.bytes, unit_offset: off, ggml_type: ti.ggml_type.id(), n_dims: ti.shape.len() as u32, ne };
+            out.extend_from_slice(&pod_bytes(&e));
+        }
+    }
+    out
+}
+
+/// The bytes of a `#[repr(C)]` ABI struct (all of them are padding-free POD).
+fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: T is one of the abi crate's #[repr(C)] structs made only of integers with no padding
+    // (their sizes are asserted at compile time), so every byte is initialised.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+fn model_info(path: &Path, gguf: &GgufFile, units: &UnitTable, plan: &MemoryPlan, threshold: u64) -> ModelInfo {
+    let vocab = match gguf.get("tokenizer.ggml.tokens") {
+        Some(GgufValue::Array(a)) => Some(a.values.len() as u64),
+        _ => gguf.arch_u64("vocab_size"),
+    };
+    let file_type = gguf.get_u64("general.file_type");
+    ModelInfo {
+        architecture: gguf.architecture().unwrap_or("unknown").to_string(),
+        name: gguf.get_str("general.name").map(str::to_string),
+        path: path.display().to_string(),
+        file_size: gguf.file_size,
+        gguf_version: gguf.version,
+        tensor_bytes: gguf.tensor_bytes(),
+        tensor_count: gguf.tensors.len() as u32,
+        layer_count: units.n_layers,
+        context_length: gguf.arch_u64("context_length"),
+        embedding_length: gguf.arch_u64("embedding_length"),
+        head_count: gguf.arch_u64("attention.head_count"),
+        head_count_kv: gguf.arch_u64("attention.head_count_kv"),
+        vocab_size: vocab,
+        file_type,
+        file_type_name: file_type.and_then(file_type_name),
+        tensor_types: type_histogram(gguf),
+        mode: plan.mode,
+        memory64_threshold: threshold,
+    }
+}

@@ -1,0 +1,138 @@
+//! Model-free tests: synthetic GGUF models written by the project's writer, loaded in both
+//! memory modes; the guest's view of every unit must match the file.
+
+mod common;
+
+use wasm_chord::gguf::{GgmlType, GgufWriter, TensorData};
+use wasm_chord::model::{LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryMode};
+use wasm_chord::{CacheConfig, ErrorCode};
+
+fn options(mode: Memory64Option, layers: u32) -> LoadOptions {
+    LoadOptions { memory64: mode, cache: CacheConfig { layers: Some(layers), bytes: None }, ..Default::default() }
+}
+
+#[test]
+fn every_unit_matches_the_file_in_both_modes() {
+    let dir = common::temp_dir("units");
+    let path = dir.join("synthetic.gguf");
+    GgufWriter::synthetic_llama(8, 256, 512, 1000, GgmlType::Q8_0, TensorData::Pattern).write_to(&path).unwrap();
+
+    let mut whole = Memory64GGUFLoader::new(&path, options(Memory64Option::Never, 3)).load().unwrap();
+    let mut m64 = Memory64GGUFLoader::new(&path, options(Memory64Option::Always, 3)).load().unwrap();
+    assert_eq!(whole.mode(), MemoryMode::Whole);
+    assert_eq!(m64.mode(), MemoryMode::Memory64);
+    let n_units = whole.units().units.len() as u32;
+    assert_eq!(n_units, 8 + 3);
+    for u in 0..n_units {
+        let expect = whole.file_checksum(u).unwrap();
+        assert!(expect.bytes > 0);
+        assert_eq!(whole.guest_checksum(u).unwrap(), expect, "whole, unit {u}");
+        assert_eq!(m64.guest_checksum(u).unwrap(), expect, "memory64, unit {u}");
+    }
+    // A cyclic pass over 8 layers with 3 slots never hits (LRU); a repeat of the last one does.
+    let s = m64.cache_stats().unwrap();
+    assert_eq!((s.hits, s.misses, s.evictions), (0, 8, 5));
+    m64.guest_checksum(7).unwrap();
+    let s = m64.cache_stats().unwrap();
+    assert_eq!((s.hits, s.misses), (1, 8));
+    assert_eq!(s.resident.len(), 3);
+    assert_eq!(s.layer_accesses[7], 2);
+    // The guest read the non-layer tensors through memory64_read and sees the same counters.
+    let b = m64.bridge_stats_from_guest().unwrap();
+    assert_eq!(b, m64.bridge_stats());
+    assert_eq!(b.enabled, 1);
+    assert_eq!(b.layer_loads, 8);
+    assert!(b.reads >= 3 && b.errors == 0, "{b:?}");
+    assert!(whole.cache_stats().is_none());
+    assert_eq!(whole.bridge_stats_from_guest().unwrap().enabled, 0);
+    // Preload cannot fit 8 layers in 3 slots; clearCache empties the cache.
+    assert_eq!(m64.preload_all_layers().unwrap_err().code, ErrorCode::CacheTooSmall);
+    m64.clear_cache();
+    assert!(m64.cache_stats().unwrap().resident.is_empty());
+    assert!(!m64.layer_info(7).unwrap().resident);
+    assert!(whole.layer_info(7).unwrap().resident);
+    assert_eq!(m64.layer_info(8).unwrap_err().code, ErrorCode::NoSuchLayer);
+}
+
+#[test]
+fn preload_all_layers_when_they_fit() {
+    let dir = common::temp_dir("preload");
+    let path = dir.join("synthetic.gguf");
+    GgufWriter::synthetic_llama(4, 128, 256, 300, GgmlType::F32, TensorData::Pattern).write_to(&path).unwrap();
+    let mut m = Memory64GGUFLoader::new(&path, options(Memory64Option::Always, 4)).load().unwrap();
+    m.preload_all_layers().unwrap();
+    let s = m.cache_stats().unwrap();
+    assert_eq!((s.loads, s.hits, s.misses), (4, 0, 0));
+    for l in 0..4 {
+        assert_eq!(m.guest_checksum(l).unwrap(), m.file_checksum(l).unwrap());
+    }
+    let s = m.cache_stats().unwrap();
+    assert_eq!((s.hits, s.misses, s.loads), (4, 0, 4));
+}
+
+#[test]
+fn cache_bytes_sizes_the_cache() {
+    let dir = common::temp_dir("bytes");
+    let path = dir.join("synthetic.gguf");
+    GgufWriter::synthetic_llama(6, 128, 256, 300, GgmlType::F32, TensorData::Pattern).write_to(&path).unwrap();
+    let (_, units, _) = Memory64GGUFLoader::new(&path, LoadOptions::default()).plan().unwrap();
+    let layer = units.layer_bytes()[0];
+    let o = LoadOptions { memory64: Memory64Option::Always, cache: CacheConfig { layers: None, bytes: Some(2 * layer + 10) }, ..Default::default() };
+    let m = Memory64GGUFLoader::new(&path, o).load().unwrap();
+    assert_eq!(m.cache_stats().unwrap().capacity_layers, 2);
+    let o = LoadOptions { memory64: Memory64Option::Always, cache: CacheConfig { layers: None, bytes: Some(layer / 2) }, ..Default::default() };
+    assert_eq!(Memory64GGUFLoader::new(&path, o).load().unwrap_err().code, ErrorCode::CacheTooSmall);
+}
+
+/// A sparse synthetic file larger than 4 GiB: a 4 GiB token embedding first, so that every layer
+/// and the output head lie past the 4 GiB offset. Only a few KiB per tensor are on disk.
+#[test]
+fn sparse_file_over_4gib_pages_layers_past_4gib() {
+    let dir = common::temp_dir("sparse");
+    let path = dir.join("sparse.gguf");
+    let mut w = GgufWriter::synthetic_llama(4, 512, 1024, 1000, GgmlType::F32, TensorData::Sparse);
+    // token_embd: [4096, 262144] F32 = 4 GiB.
+    w.tensors[0].shape = vec![4096, 262_144];
+    w.write_to(&path).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > 4 << 30);
+
+    let (gguf, units, plan) = Memory64GGUFLoader::new(&path, LoadOptions::default()).plan().unwrap();
+    assert_eq!(plan.mode, MemoryMode::Memory64, "auto must choose Memory64 above 3 GiB");
+    let never = Memory64GGUFLoader::new(&path, options(Memory64Option::Never, 2)).load().unwrap_err();
+    assert_eq!(never.code, ErrorCode::ModelTooLargeForWasm32);
+    assert!(never.message.contains("memory64"), "{}", never.message);
+
+    let mut m = Memory64GGUFLoader::new(&path, options(Memory64Option::Auto, 2)).load().unwrap();
+    for l in 0..4u32 {
+        let first = &gguf.tensors[units.units[l as usize].tensors[0]];
+        assert!(first.file_offset > 4 << 30, "layer {l} starts below 4 GiB");
+        assert_eq!(m.guest_checksum(l).unwrap(), m.file_checksum(l).unwrap(), "layer {l}");
+    }
+    // output.weight (last unit) is also past 4 GiB and comes through memory64_read.
+    let last = units.units.len() as u32 - 1;
+    assert_eq!(m.guest_checksum(last).unwrap(), m.file_checksum(last).unwrap());
+    let stats = m.memory_stats();
+    assert!(stats.region_bytes > 4 << 30);
+    assert!(stats.regions.iter().any(|r| r.file_offset.unwrap_or(0) > 4 << 30 && r.reads > 0));
+    assert!(stats.guest_memory_bytes < 1 << 30);
+    drop(m);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn file_truncated_under_a_loaded_model_is_a_typed_error() {
+    let dir = common::temp_dir("trunc");
+    let path = dir.join("synthetic.gguf");
+    GgufWriter::synthetic_llama(4, 128, 256, 300, GgmlType::F32, TensorData::Pattern).write_to(&path).unwrap();
+    let mut m = Memory64GGUFLoader::new(&path, options(Memory64Option::Always, 1)).load().unwrap();
+    m.guest_checksum(0).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(4096).unwrap();
+    let e = m.guest_checksum(3).unwrap_err();
+    assert_eq!(e.code, ErrorCode::FileTruncated, "{e}");
+    // Layer 0 was evicted (one slot), so it must be read again: same typed error, no crash.
+    assert_eq!(m.guest_checksum(0).unwrap_err().code, ErrorCode::FileTruncated);
+    let last = m.units().units.len() as u32 - 1;
+    assert_eq!(m.guest_checksum(last).unwrap_err().code, ErrorCode::FileTruncated);
+    assert!(m.bridge_stats().errors >= 3);
+}
