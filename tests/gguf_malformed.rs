@@ -46,11 +46,11 @@ fn all_value_types_round_trip() {
         GgufValue::U8(1), GgufValue::I8(-2), GgufValue::U16(3), GgufValue::I16(-4), GgufValue::U32(5), GgufValue::I32(-6),
         GgufValue::F32(7.5), GgufValue::Bool(true), GgufValue::String("héllo".into()), GgufValue::U64(1 << 40),
         GgufValue::I64(-(1 << 40)), GgufValue::F64(0.25),
-        GgufValue::Array(GgufArray { elem_type: GgufValueType::String, values: vec![GgufValue::String("x".into()), GgufValue::String("".into())] }),
-        GgufValue::Array(GgufArray {
-            elem_type: GgufValueType::Array,
-            values: vec![GgufValue::Array(GgufArray { elem_type: GgufValueType::I32, values: vec![GgufValue::I32(9)] })],
-        }),
+        GgufValue::Array(GgufArray::new(GgufValueType::String, vec![GgufValue::String("x".into()), GgufValue::String("".into())]).unwrap()),
+        GgufValue::Array(
+            GgufArray::new(GgufValueType::Array, vec![GgufValue::Array(GgufArray::new(GgufValueType::I32, vec![GgufValue::I32(9)]).unwrap())]).unwrap(),
+        ),
+        GgufValue::Array(GgufArray::new(GgufValueType::F32, vec![GgufValue::F32(1.5), GgufValue::F32(-2.0)]).unwrap()),
     ];
     for (i, v) in vals.iter().enumerate() {
         w.kv(&format!("k{i}"), v.clone());
@@ -128,7 +128,7 @@ fn c08_string_too_long() {
 #[test]
 fn c09_array_longer_than_file() {
     let mut w = base();
-    w.kv("tokenizer.ggml.scores", GgufValue::Array(GgufArray { elem_type: GgufValueType::F32, values: vec![GgufValue::F32(0.0); 4] }));
+    w.kv("tokenizer.ggml.scores", GgufValue::Array(GgufArray::new(GgufValueType::F32, vec![GgufValue::F32(0.0); 4]).unwrap()));
     let mut bytes = w.to_bytes();
     let needle = b"tokenizer.ggml.scores";
     let at = bytes.windows(needle.len()).position(|x| x == needle).unwrap() + needle.len() + 4 + 4;
@@ -139,16 +139,16 @@ fn c09_array_longer_than_file() {
 #[test]
 fn c10_array_over_cap() {
     let mut w = base();
-    w.kv("arr", GgufValue::Array(GgufArray { elem_type: GgufValueType::U8, values: vec![GgufValue::U8(0); 100] }));
+    w.kv("arr", GgufValue::Array(GgufArray::new(GgufValueType::U8, vec![GgufValue::U8(0); 100]).unwrap()));
     let limits = ReaderLimits { max_array: 10, ..Default::default() };
     assert_eq!(read_gguf_bytes(&w.to_bytes(), limits).unwrap_err().code, E::GgufArrayTooLong);
 }
 
 #[test]
 fn c11_nesting_too_deep() {
-    let mut v = GgufValue::Array(GgufArray { elem_type: GgufValueType::U8, values: vec![GgufValue::U8(1)] });
+    let mut v = GgufValue::Array(GgufArray::new(GgufValueType::U8, vec![GgufValue::U8(1)]).unwrap());
     for _ in 0..3 {
-        v = GgufValue::Array(GgufArray { elem_type: GgufValueType::Array, values: vec![v] });
+        v = GgufValue::Array(GgufArray::new(GgufValueType::Array, vec![v]).unwrap());
     }
     let mut w = base();
     w.kv("deep", v);

@@ -133,13 +133,130 @@ pub enum GgufValue {
     F64(f64),
 }
 
-/// An array value: one element type, `values.len()` elements.
+/// An array value: one element type, stored compactly (scalars as their little-endian bytes,
+/// strings in one buffer), so a 150 000-token vocabulary costs about its size in the file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GgufArray {
+    elem_type: GgufValueType,
+    data: ArrayData,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum ArrayData {
+    /// Scalars: `len * scalar_size` bytes, little-endian.
+    Raw(Vec<u8>),
+    /// Strings: concatenated text and the end offset of each string.
+    Strings { text: String, ends: Vec<usize> },
+    /// Nested arrays.
+    Arrays(Vec<GgufArray>),
+}
+
+/// Bytes of one scalar of type `t` (0 for strings and arrays).
+fn scalar_size(t: GgufValueType) -> usize {
+    match t {
+        GgufValueType::String | GgufValueType::Array => 0,
+        other => other.min_size() as usize,
+    }
+}
+
+impl GgufArray {
+    /// An array of `values`, all of type `elem_type` (`None` when one is not).
+    pub fn new(elem_type: GgufValueType, values: Vec<GgufValue>) -> Option<Self> {
+        let mut a = Self::empty(elem_type);
+        for v in values {
+            a.push(v)?;
+        }
+        Some(a)
+    }
+
+    /// An empty array of `elem_type`.
+    pub fn empty(elem_type: GgufValueType) -> Self {
+        let data = match elem_type {
+            GgufValueType::String => ArrayData::Strings { text: String::new(), ends: Vec::new() },
+            GgufValueType::Array => ArrayData::Arrays(Vec::new()),
+            _ => ArrayData::Raw(Vec::new()),
+        };
+        Self { elem_type, data }
+    }
+
+    /// Appends `v` (`None` when its type is not the element type).
+    pub fn push(&mut self, v: GgufValue) -> Option<()> {
+        if v.value_type() != self.elem_type {
+            return None;
+        }
+        match (&mut self.data, v) {
+            (ArrayData::Strings { text, ends }, GgufValue::String(s)) => {
+                text.push_str(&s);
+                ends.push(text.len());
+            }
+            (ArrayData::Arrays(items), GgufValue::Array(a)) => items.push(a),
+            (ArrayData::Raw(raw), v) => writer::put_scalar(raw, &v),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    pub(crate) fn push_raw(&mut self, bytes: &[u8]) {
+        if let ArrayData::Raw(raw) = &mut self.data {
+            raw.extend_from_slice(bytes);
+        }
+    }
+
+    pub(crate) fn push_str(&mut self, s: &str) {
+        if let ArrayData::Strings { text, ends } = &mut self.data {
+            text.push_str(s);
+            ends.push(text.len());
+        }
+    }
+
     /// Element type.
-    pub elem_type: GgufValueType,
-    /// Elements.
-    pub values: Vec<GgufValue>,
+    pub fn elem_type(&self) -> GgufValueType {
+        self.elem_type
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ArrayData::Raw(raw) => raw.len() / scalar_size(self.elem_type).max(1),
+            ArrayData::Strings { ends, .. } => ends.len(),
+            ArrayData::Arrays(items) => items.len(),
+        }
+    }
+
+    /// Whether the array is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// String element `i` without copying.
+    pub fn str_at(&self, i: usize) -> Option<&str> {
+        match &self.data {
+            ArrayData::Strings { text, ends } => {
+                let end = *ends.get(i)?;
+                let start = if i == 0 { 0 } else { ends[i - 1] };
+                text.get(start..end)
+            }
+            _ => None,
+        }
+    }
+
+    /// Element `i` as an owned value.
+    pub fn get(&self, i: usize) -> Option<GgufValue> {
+        match &self.data {
+            ArrayData::Strings { .. } => self.str_at(i).map(|s| GgufValue::String(s.to_string())),
+            ArrayData::Arrays(items) => items.get(i).cloned().map(GgufValue::Array),
+            ArrayData::Raw(raw) => {
+                let n = scalar_size(self.elem_type);
+                let b = raw.get(i * n..i * n + n)?;
+                reader::decode_scalar(self.elem_type, b)
+            }
+        }
+    }
+
+    /// All elements as owned values.
+    pub fn iter(&self) -> impl Iterator<Item = GgufValue> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
 }
 
 impl GgufValue {

@@ -283,11 +283,31 @@ fn read_value<R: Read>(r: &mut Cursor<R>, type_id: u32, limits: &ReaderLimits, d
                     format!("metadata {key:?}: array of {n} {} elements (limit {}, {} bytes left in file)", elem_type.name(), limits.max_array, r.remaining()),
                 );
             }
-            let mut values = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                values.push(read_value(r, elem_id, limits, depth + 1, key)?);
+            let mut arr = GgufArray::empty(elem_type);
+            match elem_type {
+                GgufValueType::String => {
+                    for _ in 0..n {
+                        arr.push_str(&r.string(limits.max_string, "string value")?);
+                    }
+                }
+                GgufValueType::Array => {
+                    for _ in 0..n {
+                        let GgufValue::Array(inner) = read_value(r, elem_id, limits, depth + 1, key)? else {
+                            return fail(E::Internal, "array element is not an array");
+                        };
+                        arr.push(GgufValue::Array(inner));
+                    }
+                }
+                scalar => {
+                    // `need` was checked against the bytes left, so this read is bounded.
+                    let raw = r.bytes(n * scalar.min_size(), key)?;
+                    if scalar == GgufValueType::Bool && raw.iter().any(|&b| b > 1) {
+                        return fail(E::GgufBadMetadata, format!("metadata {key:?}: bool array holds a byte other than 0 or 1"));
+                    }
+                    arr.push_raw(&raw);
+                }
             }
-            GgufValue::Array(GgufArray { elem_type, values })
+            GgufValue::Array(arr)
         }
     })
 }
@@ -368,4 +388,27 @@ fn resolve_tensors(raw: Vec<RawTensor>, data_offset: u64, alignment: u64, file_s
 
 fn align_up(x: u64, a: u64) -> Option<u64> {
     x.checked_add(a - 1).map(|v| v / a * a)
+}
+
+/// Decodes one little-endian scalar of type `t` from `b` (exactly its size).
+pub(crate) fn decode_scalar(t: GgufValueType, b: &[u8]) -> Option<GgufValue> {
+    let a = |n: usize| -> Option<[u8; 8]> {
+        let mut x = [0u8; 8];
+        x[..n].copy_from_slice(b.get(..n)?);
+        Some(x)
+    };
+    Some(match t {
+        GgufValueType::U8 => GgufValue::U8(*b.first()?),
+        GgufValueType::I8 => GgufValue::I8(*b.first()? as i8),
+        GgufValueType::Bool => GgufValue::Bool(*b.first()? != 0),
+        GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(a(2)?[..2].try_into().ok()?)),
+        GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(a(2)?[..2].try_into().ok()?)),
+        GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(a(8)?)),
+        GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(a(8)?)),
+        GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(a(8)?)),
+        GgufValueType::String | GgufValueType::Array => return None,
+    })
 }

@@ -276,6 +276,13 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Appends a scalar's little-endian bytes (strings and arrays are not scalars: ignored).
+pub(crate) fn put_scalar(out: &mut Vec<u8>, v: &GgufValue) {
+    if !matches!(v, GgufValue::String(_) | GgufValue::Array(_)) {
+        put_value(out, v);
+    }
+}
+
 fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
     match v {
         GgufValue::U8(x) => out.push(*x),
@@ -292,9 +299,9 @@ fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
         GgufValue::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
         GgufValue::Array(a) => {
             out.extend_from_slice(&(a.elem_type as u32).to_le_bytes());
-            out.extend_from_slice(&(a.values.len() as u64).to_le_bytes());
-            for e in &a.values {
-                put_value(out, e);
+            out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+            for e in a.iter() {
+                put_value(out, &e);
             }
         }
     }

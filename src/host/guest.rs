@@ -34,6 +34,18 @@ pub fn guest_module() -> Result<&'static Module> {
     Ok(&engine_and_module()?.1)
 }
 
+/// Instantiates another wasm module against the same engine and host-import table, with its
+/// exported `memory` registered as the guest memory. For testing the bridge with hostile guests.
+pub fn instantiate_module(wasm: &[u8], state: HostState) -> Result<(Store<HostState>, Instance)> {
+    let (engine, _, linker) = engine_and_module()?;
+    let module = Module::new(engine, wasm).map_err(|e| ChordError::new(E::Internal, format!("module: {e}")))?;
+    let mut store = Store::new(engine, state);
+    let instance = linker.instantiate(&mut store, &module).map_err(trap)?;
+    let memory = instance.get_memory(&mut store, export::MEMORY).ok_or_else(|| ChordError::new(E::Internal, "module exports no memory"))?;
+    store.data_mut().memory = Some(memory);
+    Ok((store, instance))
+}
+
 /// A running guest.
 pub struct Guest {
     store: Store<HostState>,

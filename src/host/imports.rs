@@ -224,8 +224,111 @@ mod tests {
         let raw: [u8; 56] = unsafe { std::mem::transmute(s) };
         assert_eq!(raw, stats_bytes(&s));
     }
-}
 
+    const HOSTILE_GUEST: &str = r#"
+      (module
+        (import "wasm_chord" "memory64_load_layer" (func $ll (param i32 i32 i32) (result i32)))
+        (import "wasm_chord" "memory64_read" (func $rd (param i64 i32 i32) (result i32)))
+        (import "wasm_chord" "memory64_is_enabled" (func $en (result i32)))
+        (import "wasm_chord" "memory64_stats" (func $st (param i32) (result i32)))
+        (memory (export "memory") 2 2)
+        (func (export "ll") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $ll)
+        (func (export "rd") (param i64 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $rd)
+        (func (export "en") (result i32) call $en)
+        (func (export "st") (param i32) (result i32) local.get 0 call $st))
+    "#;
+
+    /// A tiny real file (2 layers) and the bridge the loader would build for it, with one slot at
+    /// guest address 65536.
+    fn tiny_bridge() -> (std::path::PathBuf, crate::gguf::GgufFile, Bridge) {
+        use crate::gguf::{GgmlType, GgufWriter, TensorData, read_gguf};
+        use crate::model::{UnitTable, plan_regions};
+        let dir = std::env::temp_dir().join(format!("wasm-chord-hostile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        GgufWriter::synthetic_llama(2, 32, 64, 40, GgmlType::F32, TensorData::Pattern).write_to(&path).unwrap();
+        let gguf = read_gguf(&path).unwrap();
+        let units = UnitTable::new(&gguf).unwrap();
+        let (layout, offsets) = plan_regions(&gguf, &units).unwrap();
+        let runtime = Memory64Runtime::map_file(&path, &layout, &offsets).unwrap();
+        let plan = Memory64LayerManager::plan(&units.layer_bytes(), crate::memory64::CacheConfig { layers: Some(1), bytes: None }).unwrap();
+        assert!(65536 + plan.arena_bytes() <= 131072);
+        let layers = units
+            .layers()
+            .iter()
+            .map(|u| LayerCopyPlan { tensors: u.tensors.iter().zip(&u.payload_offsets).map(|(&t, &o)| (gguf.tensors[t].file_offset, gguf.tensors[t].bytes, o)).collect() })
+            .collect();
+        let embd = gguf.tensors.iter().find(|t| t.name == "token_embd.weight").unwrap();
+        let granted = vec![embd.file_offset..embd.file_offset + embd.bytes];
+        let manager = Memory64LayerManager::new(units.layer_bytes(), plan, 65536);
+        (path, gguf, Bridge { runtime, manager, layers, granted })
+    }
+
+    #[test]
+    fn hostile_guest_gets_error_statuses_never_host_memory() {
+        use crate::host::instantiate_module;
+        let (_path, gguf, bridge) = tiny_bridge();
+        let wasm = wat::parse_str(HOSTILE_GUEST).unwrap();
+        let (mut store, inst) = instantiate_module(&wasm, HostState::new(Some(bridge))).unwrap();
+        let ll = inst.get_typed_func::<(i32, i32, i32), i32>(&mut store, "ll").unwrap();
+        let rd = inst.get_typed_func::<(i64, i32, i32), i32>(&mut store, "rd").unwrap();
+        let en = inst.get_typed_func::<(), i32>(&mut store, "en").unwrap();
+        let st = inst.get_typed_func::<i32, i32>(&mut store, "st").unwrap();
+        let mem = inst.get_memory(&mut store, "memory").unwrap();
+        let top = 131072;
+
+        assert_eq!(en.call(&mut store, ()).unwrap(), 1);
+        assert_eq!(ll.call(&mut store, (0, 1000, 16)).unwrap(), status::OK);
+        let g = &mem.data(&store)[1000..1016];
+        assert_eq!(u32::from_le_bytes(g[0..4].try_into().unwrap()), 65536);
+        assert_eq!(u32::from_le_bytes(g[12..16].try_into().unwrap()), 0); // miss
+        assert_eq!(ll.call(&mut store, (0, 1000, 16)).unwrap(), status::OK);
+        assert_eq!(u32::from_le_bytes(mem.data(&store)[1012..1016].try_into().unwrap()), 1); // hit
+        // The slot holds the file's bytes of blk.0's first tensor.
+        let t0 = gguf.tensors.iter().find(|t| t.name == "blk.0.attn_norm.weight").unwrap();
+        let file = std::fs::read(&_path).unwrap();
+        assert_eq!(&mem.data(&store)[65536..65536 + t0.bytes as usize], &file[t0.file_offset as usize..(t0.file_offset + t0.bytes) as usize]);
+
+        let before: Vec<u8> = mem.data(&store).to_vec();
+        assert_eq!(ll.call(&mut store, (0, top - 8, 16)).unwrap(), status::ERR_BAD_POINTER);
+        assert_eq!(ll.call(&mut store, (0, -1, 16)).unwrap(), status::ERR_BAD_POINTER);
+        assert_eq!(ll.call(&mut store, (0, 1000, 15)).unwrap(), status::ERR_BAD_LENGTH);
+        assert_eq!(ll.call(&mut store, (2, 1000, 16)).unwrap(), status::ERR_NO_SUCH_LAYER);
+        assert_eq!(ll.call(&mut store, (-1, 1000, 16)).unwrap(), status::ERR_NO_SUCH_LAYER);
+
+        let embd = gguf.tensors.iter().find(|t| t.name == "token_embd.weight").unwrap();
+        let off = embd.file_offset as i64;
+        assert_eq!(rd.call(&mut store, (t0.file_offset as i64, 2000, 64)).unwrap(), status::ERR_NOT_GRANTED);
+        assert_eq!(rd.call(&mut store, (off + embd.bytes as i64 - 10, 2000, 64)).unwrap(), status::ERR_NOT_GRANTED);
+        assert_eq!(rd.call(&mut store, (-5, 2000, 64)).unwrap(), status::ERR_NOT_GRANTED);
+        assert_eq!(rd.call(&mut store, (i64::MAX, 2000, 64)).unwrap(), status::ERR_NOT_GRANTED);
+        assert_eq!(rd.call(&mut store, (off, top - 10, 64)).unwrap(), status::ERR_BAD_POINTER);
+        assert_eq!(rd.call(&mut store, (off, 0, -1)).unwrap(), status::ERR_BAD_POINTER);
+        assert_eq!(st.call(&mut store, top - 10).unwrap(), status::ERR_BAD_POINTER);
+        // None of the rejected calls wrote anything.
+        assert_eq!(mem.data(&store), &before[..]);
+
+        assert_eq!(rd.call(&mut store, (off + 64, 2000, 64)).unwrap(), status::OK);
+        assert_eq!(&mem.data(&store)[2000..2064], &file[embd.file_offset as usize + 64..embd.file_offset as usize + 128]);
+        assert_eq!(st.call(&mut store, 3000).unwrap(), status::OK);
+        let s = &mem.data(&store)[3000..3056];
+        let w = |i: usize| u64::from_le_bytes(s[i * 8..i * 8 + 8].try_into().unwrap());
+        assert_eq!((w(0), w(1), w(3), w(5)), (1, 64, 1, 12)); // reads, read_bytes, layer_loads, errors
+    }
+
+    #[test]
+    fn whole_mode_bridge_is_disabled() {
+        use crate::host::instantiate_module;
+        let wasm = wat::parse_str(HOSTILE_GUEST).unwrap();
+        let (mut store, inst) = instantiate_module(&wasm, HostState::new(None)).unwrap();
+        let ll = inst.get_typed_func::<(i32, i32, i32), i32>(&mut store, "ll").unwrap();
+        let rd = inst.get_typed_func::<(i64, i32, i32), i32>(&mut store, "rd").unwrap();
+        let en = inst.get_typed_func::<(), i32>(&mut store, "en").unwrap();
+        assert_eq!(en.call(&mut store, ()).unwrap(), 0);
+        assert_eq!(ll.call(&mut store, (0, 1000, 16)).unwrap(), status::ERR_DISABLED);
+        assert_eq!(rd.call(&mut store, (0, 1000, 16)).unwrap(), status::ERR_DISABLED);
+    }
+}
 impl HostState {
     /// Fresh state; `bridge` is `Some` in Memory64 mode.
     pub fn new(bridge: Option<Bridge>) -> Self {

@@ -302,7 +302,7 @@ fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
 
 fn model_info(path: &Path, gguf: &GgufFile, units: &UnitTable, plan: &MemoryPlan, threshold: u64) -> ModelInfo {
     let vocab = match gguf.get("tokenizer.ggml.tokens") {
-        Some(GgufValue::Array(a)) => Some(a.values.len() as u64),
+        Some(GgufValue::Array(a)) => Some(a.len() as u64),
         _ => gguf.arch_u64("vocab_size"),
     };
     let file_type = gguf.get_u64("general.file_type");

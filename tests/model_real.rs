@@ -1,0 +1,68 @@
+//! Model-dependent tests on real GGUF files from the model cache (`scripts/fetch-models.sh`).
+//! SmolLM2-135M is fetched by `.ci/run`, which sets `WASM_CHORD_REQUIRE_MODELS=1` so that a
+//! missing file fails instead of skipping. The 7.1 GB F32 model runs only when present.
+
+mod common;
+
+use std::path::PathBuf;
+
+use wasm_chord::model::{LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryMode, current_rss};
+use wasm_chord::{CacheConfig, ErrorCode};
+
+const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const QWEN_F32: &str = "qwen2.5-coder-1.5b-instruct-f32-from-q4km.gguf";
+
+fn required(file: &str) -> Option<PathBuf> {
+    let p = common::real_model(file);
+    if p.is_none() {
+        assert!(std::env::var("WASM_CHORD_REQUIRE_MODELS").as_deref() != Ok("1"), "{file} is missing from the model cache: run scripts/fetch-models.sh");
+        eprintln!("skipping: {file} not in the model cache (run scripts/fetch-models.sh)");
+    }
+    p
+}
+
+#[test]
+fn smollm2_every_unit_in_both_modes() {
+    let Some(path) = required(SMOLLM2) else { return };
+    let cache = CacheConfig { layers: Some(4), bytes: None };
+    let mut whole = Memory64GGUFLoader::new(&path, LoadOptions { memory64: Memory64Option::Never, cache, ..Default::default() }).load().unwrap();
+    let mut m64 = Memory64GGUFLoader::new(&path, LoadOptions { memory64: Memory64Option::Always, cache, ..Default::default() }).load().unwrap();
+    let info = whole.info();
+    assert_eq!(info.architecture, "llama");
+    assert_eq!((info.layer_count, info.embedding_length, info.head_count, info.head_count_kv), (30, Some(576), Some(9), Some(3)));
+    assert_eq!(info.vocab_size, Some(49152));
+    assert_eq!(info.file_type_name, Some("Q4_1"));
+    assert_eq!(whole.mode(), MemoryMode::Whole);
+    let n = whole.units().units.len() as u32;
+    for u in 0..n {
+        let expect = whole.file_checksum(u).unwrap();
+        assert_eq!(whole.guest_checksum(u).unwrap(), expect, "whole unit {u}");
+        assert_eq!(m64.guest_checksum(u).unwrap(), expect, "memory64 unit {u}");
+    }
+    let s = m64.cache_stats().unwrap();
+    assert_eq!((s.misses, s.hits, s.evictions), (30, 0, 26));
+    assert_eq!(m64.preload_all_layers().unwrap_err().code, ErrorCode::CacheTooSmall);
+}
+
+#[test]
+fn qwen_f32_7gb_memory64_when_present() {
+    let Some(path) = common::real_model(QWEN_F32) else {
+        eprintln!("skipping: {QWEN_F32} not present (built by scripts/fetch-models.sh --f32)");
+        return;
+    };
+    let rss0 = current_rss().unwrap_or(0);
+    let cache = CacheConfig { layers: None, bytes: Some(1 << 30) };
+    let mut m = Memory64GGUFLoader::new(&path, LoadOptions { cache, ..Default::default() }).load().unwrap();
+    let added = current_rss().unwrap_or(0).saturating_sub(rss0);
+    assert_eq!(m.mode(), MemoryMode::Memory64);
+    assert!(m.info().tensor_bytes > 7_000_000_000);
+    assert!(added < 32 << 20, "loading added {added} bytes of RSS");
+    let n_layers = m.info().layer_count;
+    let last = m.units().units.len() as u32 - 1;
+    for u in [0, 1, n_layers / 2, n_layers - 1, last] {
+        assert_eq!(m.guest_checksum(u).unwrap(), m.file_checksum(u).unwrap(), "unit {u}");
+    }
+    // RSS stays far below the file size: slots are in guest memory, region pages are dropped.
+    let rss = current_rss().unwrap_or(0);
+    assert!(rss < 2 << 30, "RSS {rss}");
+}
