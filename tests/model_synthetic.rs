@@ -136,3 +136,23 @@ fn file_truncated_under_a_loaded_model_is_a_typed_error() {
     assert_eq!(m.guest_checksum(last).unwrap_err().code, ErrorCode::FileTruncated);
     assert!(m.bridge_stats().errors >= 3);
 }
+
+#[test]
+fn regions_follow_file_order_and_split_large_layer_runs() {
+    let dir = common::temp_dir("regions");
+    let path = dir.join("sparse.gguf");
+    // 6 layers of ~200 MiB each (sparse on disk): layer runs must be cut below 1 GiB.
+    GgufWriter::synthetic_llama(6, 4096, 4096, 300, GgmlType::F32, TensorData::Sparse).write_to(&path).unwrap();
+    let (gguf, units, _) = Memory64GGUFLoader::new(&path, LoadOptions::default()).plan().unwrap();
+    let (layout, offsets) = wasm_chord::model::plan_regions(&gguf, &units).unwrap();
+    let names: Vec<&str> = layout.regions().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"embeddings"));
+    assert_eq!(names.last(), Some(&"output"));
+    assert!(names.len() >= 4, "{names:?}");
+    assert!(names[1].starts_with("layers_0_"), "{names:?}");
+    for r in layout.regions() {
+        assert!(r.size <= wasm_chord::model::REGION_SPLIT_BYTES || !r.name.starts_with("layers"), "{r:?}");
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+    std::fs::remove_file(&path).unwrap();
+}

@@ -23,8 +23,8 @@ pub const DEFAULT_MEMORY64_THRESHOLD: u64 = 3 << 30;
 /// for the guest's own code, stack and working buffers).
 pub const WASM32_WEIGHT_BUDGET: u64 = (4 << 30) - (256 << 20);
 
-/// Layers per region when the loader splits the weights into several Memory64 regions.
-pub const LAYERS_PER_REGION: u32 = 16;
+/// Largest run of layer tensors the loader puts in one Memory64 region.
+pub const REGION_SPLIT_BYTES: u64 = 1 << 30;
 
 /// `memory64` option.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -220,43 +220,47 @@ pub fn plan_memory(gguf: &GgufFile, units: &UnitTable, o: &LoadOptions) -> Resul
     Ok(MemoryPlan { mode, reason, regions: Some(regions), slots, resident_bytes: slots.map_or(0, |s| s.arena_bytes()) })
 }
 
-/// Groups tensors (in file order) into regions: `embeddings` (token embeddings), `layers_A_B`
-/// (16 layers each), `output` (output head and norm), `globals` (anything else); each region
-/// spans from its first tensor's data to its last's. A group that recurs later in the file
-/// gets a numbered suffix.
-pub fn plan_regions(gguf: &GgufFile, units: &UnitTable) -> Result<(MemoryLayout, Vec<u64>)> {
+/// Splits the tensor data into named regions: maximal runs of tensors (in file order) of one
+/// kind — `embeddings` (token embeddings), `layers_A_B` (layer tensors; A..B the layers in the
+/// run), `output` (output head and norm), `globals` (anything else) — and runs of layers longer
+/// than [`REGION_SPLIT_BYTES`] are cut at tensor boundaries. Each region spans from its first
+/// tensor's data to its last's.
+pub fn plan_regions(gguf: &GgufFile, _units: &UnitTable) -> Result<(MemoryLayout, Vec<u64>)> {
     let mut order: Vec<usize> = (0..gguf.tensors.len()).filter(|&i| gguf.tensors[i].bytes > 0).collect();
     order.sort_by_key(|&i| gguf.tensors[i].file_offset);
-    let key = |name: &str| -> String {
-        match super::units::layer_of(name) {
-            Some(l) => {
-                let a = l / LAYERS_PER_REGION * LAYERS_PER_REGION;
-                format!("layers_{a}_{}", (a + LAYERS_PER_REGION - 1).min(units.n_layers.saturating_sub(1)))
-            }
-            None if name.starts_with("token_embd") => "embeddings".into(),
-            None if name.starts_with("output") => "output".into(),
-            None => "globals".into(),
-        }
+    let kind = |name: &str| match super::units::layer_of(name) {
+        Some(_) => "layers",
+        None if name.starts_with("token_embd") => "embeddings",
+        None if name.starts_with("output") => "output",
+        None => "globals",
     };
-    let mut groups: Vec<(String, u64, u64)> = Vec::new(); // (name, start, end)
+    // (kind, start, end, min layer, max layer)
+    let mut runs: Vec<(&str, u64, u64, u32, u32)> = Vec::new();
     for i in order {
         let t = &gguf.tensors[i];
-        let k = key(&t.name);
-        match groups.last_mut() {
-            Some((name, _, end)) if *name == k || name.starts_with(&format!("{k}#")) => *end = t.file_offset + t.bytes,
-            _ => {
-                let n = groups.iter().filter(|g| g.0 == k || g.0.starts_with(&format!("{k}#"))).count();
-                let name = if n == 0 { k } else { format!("{k}#{}", n + 1) };
-                groups.push((name, t.file_offset, t.file_offset + t.bytes));
+        let k = kind(&t.name);
+        let l = super::units::layer_of(&t.name).unwrap_or(0);
+        let end = t.file_offset + t.bytes;
+        match runs.last_mut() {
+            Some(r) if r.0 == k && (k != "layers" || end - r.1 <= REGION_SPLIT_BYTES) => {
+                r.2 = end;
+                r.3 = r.3.min(l);
+                r.4 = r.4.max(l);
             }
+            _ => runs.push((k, t.file_offset, end, l, l)),
         }
     }
-    if groups.is_empty() {
+    if runs.is_empty() {
         return fail(E::GgufBadMetadata, "the model has no tensor data to place in Memory64 regions");
     }
-    let specs: Vec<(&str, u64)> = groups.iter().map(|(n, s, e)| (n.as_str(), e - s)).collect();
-    let layout = MemoryLayout::multi(&specs)?;
-    Ok((layout, groups.iter().map(|g| g.1).collect()))
+    let mut names: Vec<String> = Vec::with_capacity(runs.len());
+    for r in &runs {
+        let base = if r.0 == "layers" { format!("layers_{}_{}", r.3, r.4) } else { r.0.to_string() };
+        let n = names.iter().filter(|x| **x == base || x.starts_with(&format!("{base}#"))).count();
+        names.push(if n == 0 { base } else { format!("{base}#{}", n + 1) });
+    }
+    let specs: Vec<(&str, u64)> = names.iter().zip(&runs).map(|(n, r)| (n.as_str(), r.2 - r.1)).collect();
+    Ok((MemoryLayout::multi(&specs)?, runs.iter().map(|r| r.1).collect()))
 }
 
 /// The directory the guest receives (format in `wasm_chord_abi`).

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasm_chord_abi::{BridgeStats, Checksum, Chord64, chord64_combine};
@@ -18,7 +19,7 @@ use crate::memory64::CacheStats;
 /// A loaded model (see the module docs).
 pub struct Memory64Model {
     path: PathBuf,
-    gguf: GgufFile,
+    gguf: Arc<GgufFile>,
     units: UnitTable,
     plan: MemoryPlan,
     guest: Guest,
@@ -34,7 +35,7 @@ impl std::fmt::Debug for Memory64Model {
 
 impl Memory64Model {
     pub(super) fn new(path: PathBuf, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration) -> Self {
-        Self { path, gguf, units, plan, guest, info, load_time }
+        Self { path, gguf: Arc::new(gguf), units, plan, guest, info, load_time }
     }
 
     /// Facts about the model.
@@ -45,6 +46,11 @@ impl Memory64Model {
     /// The parsed GGUF header and metadata.
     pub fn gguf(&self) -> &GgufFile {
         &self.gguf
+    }
+
+    /// The parsed GGUF header, shared.
+    pub fn gguf_arc(&self) -> Arc<GgufFile> {
+        self.gguf.clone()
     }
 
     /// The tensor → unit mapping.

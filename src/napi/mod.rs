@@ -1,0 +1,10 @@
+//! The JavaScript layer (napi-rs). Thin: it converts options and results, runs core work off the
+//! JS thread, and maps errors. The only module that imports napi.
+
+mod errors;
+mod job;
+mod meta;
+mod model;
+mod options;
+mod types;
+mod writer;
