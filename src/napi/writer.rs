@@ -16,8 +16,20 @@ fn value_type(name: &str) -> std::result::Result<GgufValueType, ChordError> {
 
 fn typed(t: GgufValueType, v: &Value, elem: Option<GgufValueType>) -> std::result::Result<GgufValue, ChordError> {
     let bad = || invalid_option(format!("value {v} is not a valid {}", t.name()));
-    let i = || v.as_i64().ok_or_else(bad);
-    let u = || v.as_u64().ok_or_else(bad);
+    // JS numbers may arrive as floats; large integers may be given as decimal strings.
+    let integral = |f: f64| f.is_finite() && f.fract() == 0.0;
+    let i = || {
+        v.as_i64()
+            .or_else(|| v.as_f64().filter(|&f| integral(f) && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(bad)
+    };
+    let u = || {
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|&f| integral(f) && (0.0..1.8e19).contains(&f)).map(|f| f as u64))
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(bad)
+    };
     Ok(match t {
         GgufValueType::U8 => GgufValue::U8(u()?.try_into().map_err(|_| bad())?),
         GgufValueType::I8 => GgufValue::I8(i()?.try_into().map_err(|_| bad())?),
@@ -47,10 +59,12 @@ fn infer(v: &Value) -> std::result::Result<GgufValueType, ChordError> {
     Ok(match v {
         Value::String(_) => GgufValueType::String,
         Value::Bool(_) => GgufValueType::Bool,
-        Value::Number(n) if n.is_u64() && n.as_u64().unwrap_or(0) <= u64::from(u32::MAX) => GgufValueType::U32,
-        Value::Number(n) if n.is_u64() => GgufValueType::U64,
-        Value::Number(n) if n.is_i64() => GgufValueType::I32,
-        Value::Number(_) => GgufValueType::F32,
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => GgufValueType::U32,
+            Some(f) if f.fract() == 0.0 && f > 0.0 => GgufValueType::U64,
+            Some(f) if f.fract() == 0.0 && f >= f64::from(i32::MIN) => GgufValueType::I32,
+            _ => GgufValueType::F32,
+        },
         Value::Array(_) => GgufValueType::Array,
         _ => return Err(invalid_option(format!("cannot infer a GGUF type for {v}"))),
     })
@@ -66,6 +80,11 @@ fn meta_value(v: &Value) -> std::result::Result<GgufValue, ChordError> {
     typed(infer(v)?, v, None)
 }
 
+/// A non-negative integer from JSON (JS numbers may arrive as floats).
+fn num_u64(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f)).map(|f| f as u64))
+}
+
 fn field<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a Value> {
     o.get(k).filter(|v| !v.is_null())
 }
@@ -73,28 +92,28 @@ fn field<'a>(o: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a Value
 fn tensor(t: &Value) -> std::result::Result<TensorSpec, ChordError> {
     let o = t.as_object().ok_or_else(|| invalid_option("each tensor must be an object"))?;
     let name = field(o, "name").and_then(Value::as_str).ok_or_else(|| invalid_option("tensor.name must be a string"))?;
-    let type_id = match (field(o, "typeId").and_then(Value::as_u64), field(o, "type").and_then(Value::as_str)) {
+    let type_id = match (field(o, "typeId").and_then(num_u64), field(o, "type").and_then(Value::as_str)) {
         (Some(id), _) => id as u32,
         (None, Some(n)) => GgmlType::all().find(|g| g.name() == n).ok_or_else(|| invalid_option(format!("unknown ggml type {n:?}")))?.id(),
         _ => return Err(invalid_option(format!("tensor {name:?} needs a type"))),
     };
     let shape = field(o, "shape")
         .and_then(Value::as_array)
-        .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>())
+        .and_then(|a| a.iter().map(num_u64).collect::<Option<Vec<_>>>())
         .ok_or_else(|| invalid_option(format!("tensor {name:?}: shape must be an array of non-negative integers")))?;
-    let seed = field(o, "seed").and_then(Value::as_u64).unwrap_or(0);
+    let seed = field(o, "seed").and_then(num_u64).unwrap_or(0);
     let data = match field(o, "data").and_then(Value::as_str).unwrap_or("pattern") {
         "pattern" => TensorData::Pattern(seed),
         "sparse" => TensorData::Sparse(seed),
         other => return Err(invalid_option(format!("tensor {name:?}: data must be 'pattern' or 'sparse', got {other:?}"))),
     };
-    Ok(TensorSpec { name: name.to_string(), type_id, shape, data, offset_override: field(o, "offset").and_then(Value::as_u64) })
+    Ok(TensorSpec { name: name.to_string(), type_id, shape, data, offset_override: field(o, "offset").and_then(num_u64) })
 }
 
 fn build(spec: &Value) -> std::result::Result<GgufWriter, ChordError> {
     let o = spec.as_object().ok_or_else(|| invalid_option("spec must be an object"))?;
     let mut w = GgufWriter::new();
-    if let Some(v) = field(o, "version").and_then(Value::as_u64) {
+    if let Some(v) = field(o, "version").and_then(num_u64) {
         w.version = v as u32;
     }
     if let Some(m) = field(o, "magic").and_then(Value::as_str) {
@@ -105,12 +124,12 @@ fn build(spec: &Value) -> std::result::Result<GgufWriter, ChordError> {
         w.magic.copy_from_slice(b);
     }
     w.version_big_endian = field(o, "bigEndian").and_then(Value::as_bool).unwrap_or(false);
-    if let Some(a) = field(o, "alignment").and_then(Value::as_u64) {
+    if let Some(a) = field(o, "alignment").and_then(num_u64) {
         w.alignment = a;
     }
-    w.n_tensors_override = field(o, "tensorCount").and_then(Value::as_u64);
-    w.n_kv_override = field(o, "kvCount").and_then(Value::as_u64);
-    w.truncate_to = field(o, "truncateTo").and_then(Value::as_u64);
+    w.n_tensors_override = field(o, "tensorCount").and_then(num_u64);
+    w.n_kv_override = field(o, "kvCount").and_then(num_u64);
+    w.truncate_to = field(o, "truncateTo").and_then(num_u64);
     if let Some(m) = field(o, "metadata") {
         let m = m.as_object().ok_or_else(|| invalid_option("metadata must be an object"))?;
         for (k, v) in m {
