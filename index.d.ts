@@ -41,6 +41,12 @@ export declare class Model {
   /** Layer `index`: its bytes, tensors (name, type, shape) and whether it is resident. */
   getLayer(index: number): Promise<LayerInfo>
   /**
+   * The guest acquires layer `index` as a forward pass would: in Memory64 mode a real cache
+   * access (a miss copies the layer from its region through the bridge). Counts in
+   * `cacheStats()`.
+   */
+  acquireLayer(index: number): Promise<LayerAccess>
+  /**
    * Proof that the guest holds the right bytes: the guest acquires unit `unit` (a layer
    * through the layer cache — a real access — or a non-layer tensor through `memory64_read`)
    * and checksums what it sees; the host checksums the same tensors read from the file.
@@ -156,6 +162,16 @@ export interface GgufTensorSpec {
   seed?: number
   /** Relative offset to write instead of the computed one (hostile files). */
   offset?: number
+}
+
+/** Result of `model.acquireLayer(i)`. */
+export interface LayerAccess {
+  /** Layer number. */
+  index: number
+  /** Whether the layer was already resident (always true in WHOLE mode). */
+  hit: boolean
+  /** Microseconds the guest's acquisition took (including any copy through the bridge). */
+  micros: number
 }
 
 /** A layer (`model.getLayer(i)`). */

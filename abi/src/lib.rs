@@ -44,6 +44,10 @@ pub mod export {
     /// (a layer through the layer cache, or a non-layer tensor through `memory64_read`) and writes
     /// the [`Checksum`](super::Checksum) of the tensor bytes it sees to `out_ptr`.
     pub const UNIT_CHECKSUM: &str = "wc_unit_checksum";
+    /// `wc_acquire_layer(layer: i32, out_ptr: i32) -> i32 status`: the guest acquires layer
+    /// `layer` as a forward pass would (through `memory64_load_layer` in Memory64 mode; from its
+    /// own memory in WHOLE mode) and writes the [`LayerGrant`](super::LayerGrant) to `out_ptr`.
+    pub const ACQUIRE_LAYER: &str = "wc_acquire_layer";
     /// `wc_bridge_stats(out_ptr: i32) -> i32 status`: the guest calls `memory64_stats` and copies
     /// the result to `out_ptr` (used by tests to exercise the import from real guest code).
     pub const BRIDGE_STATS: &str = "wc_bridge_stats";

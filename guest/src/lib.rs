@@ -84,6 +84,25 @@ pub extern "C" fn wc_unit_checksum(unit: i32, out_ptr: i32) -> i32 {
     }
 }
 
+/// Acquires layer `layer` as a forward pass would and writes where it is (a `LayerGrant`).
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_acquire_layer(layer: i32, out_ptr: i32) -> i32 {
+    let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
+    let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };
+    let Some(u) = usize::try_from(layer).ok().and_then(|i| dir.units.get(i)).filter(|u| u.kind == unit_kind::LAYER) else {
+        return status::ERR_NO_SUCH_LAYER;
+    };
+    let grant = if dir.memory64 {
+        bridge::load_layer(u.layer)
+    } else {
+        Ok(wasm_chord_abi::LayerGrant { ptr: u.resident_ptr, len: u.bytes as u32, slot: u32::MAX, hit: 1 })
+    };
+    match grant {
+        Ok(g) => write_out(out_ptr, g),
+        Err(e) => e,
+    }
+}
+
 /// Calls `memory64_stats` and copies the result to `out_ptr`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_bridge_stats(out_ptr: i32) -> i32 {

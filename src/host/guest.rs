@@ -53,6 +53,7 @@ pub struct Guest {
     alloc: TypedFunc<(i32, i32), i32>,
     init: TypedFunc<(i32, i32), i32>,
     unit_checksum: TypedFunc<(i32, i32), i32>,
+    acquire_layer: TypedFunc<(i32, i32), i32>,
     bridge_stats: TypedFunc<i32, i32>,
     scratch: u32,
 }
@@ -79,10 +80,11 @@ impl Guest {
         let alloc = f(&mut store, export::ALLOC)?;
         let init = f(&mut store, export::INIT)?;
         let unit_checksum = f(&mut store, export::UNIT_CHECKSUM)?;
+        let acquire_layer = f(&mut store, export::ACQUIRE_LAYER)?;
         let bridge_stats = instance
             .get_typed_func(&mut store, export::BRIDGE_STATS)
             .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::BRIDGE_STATS)))?;
-        let mut g = Self { store, memory, alloc, init, unit_checksum, bridge_stats, scratch: 0 };
+        let mut g = Self { store, memory, alloc, init, unit_checksum, acquire_layer, bridge_stats, scratch: 0 };
         g.scratch = g.alloc(256, 16)?;
         Ok(g)
     }
@@ -140,6 +142,15 @@ impl Guest {
         self.check(st, "wc_unit_checksum")?;
         let b = self.read_scratch::<16>()?;
         Ok(Checksum { hash: u64::from_le_bytes(b[0..8].try_into().unwrap_or_default()), bytes: u64::from_le_bytes(b[8..16].try_into().unwrap_or_default()) })
+    }
+
+    /// The guest acquires layer `layer` as a forward pass would; returns whether it was a hit
+    /// (always true in WHOLE mode, where every layer is resident).
+    pub fn acquire_layer(&mut self, layer: u32) -> Result<bool> {
+        let st = self.acquire_layer.call(&mut self.store, (layer as i32, self.scratch as i32)).map_err(trap)?;
+        self.check(st, "wc_acquire_layer")?;
+        let b = self.read_scratch::<16>()?;
+        Ok(b[12] != 0)
     }
 
     /// The bridge statistics as the guest sees them (through `memory64_stats`), or the host's

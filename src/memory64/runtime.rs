@@ -203,9 +203,12 @@ impl Memory64Runtime {
         let drop_pages = self.drop_after_read && self.source.is_some();
         let (start, r) = self.locate(region, offset, len)?;
         let memory = r.memory;
+        if drop_pages && dst.len() >= READAHEAD_MIN {
+            advise(memory.data_ptr(&self.store), memory.data_size(&self.store), start, dst.len(), libc::MADV_WILLNEED);
+        }
         dst.copy_from_slice(&memory.data(&self.store)[start..start + dst.len()]);
         if drop_pages {
-            drop_pages_of(memory.data_ptr(&self.store), memory.data_size(&self.store), start, dst.len());
+            advise(memory.data_ptr(&self.store), memory.data_size(&self.store), start, dst.len(), libc::MADV_DONTNEED);
         }
         Ok(())
     }
@@ -252,16 +255,24 @@ fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-/// `MADV_DONTNEED` on the whole pages inside `[start, start + len)` of a private file mapping:
-/// clean pages are dropped from this process (and re-read from the page cache if touched again).
-fn drop_pages_of(base: *mut u8, size: usize, start: usize, len: usize) {
+/// Reads at least this large ask the kernel to read the whole range ahead (`MADV_WILLNEED`).
+const READAHEAD_MIN: usize = 1 << 20;
+
+/// `madvise` on the whole pages inside `[start, start + len)` of a region's private file mapping:
+/// `MADV_WILLNEED` starts reading the range ahead of the copy; `MADV_DONTNEED` drops the clean
+/// pages from this process afterwards (they are re-read from the page cache if touched again).
+fn advise(base: *mut u8, size: usize, start: usize, len: usize, advice: libc::c_int) {
     let page = page_size() as usize;
-    let lo = start.div_ceil(page) * page;
-    let hi = ((start + len) / page * page).min(size);
+    let (lo, hi) = if advice == libc::MADV_DONTNEED {
+        (start.div_ceil(page) * page, ((start + len) / page * page).min(size))
+    } else {
+        (start / page * page, ((start + len).div_ceil(page) * page).min(size))
+    };
     if hi > lo {
         // SAFETY: [lo, hi) lies inside the live mapping of this region (checked by `locate`);
-        // the region is file-backed and never written, so dropping its pages loses nothing.
-        unsafe { libc::madvise(base.add(lo).cast(), hi - lo, libc::MADV_DONTNEED) };
+        // the region is file-backed and never written, so dropping its pages loses nothing, and
+        // WILLNEED only schedules reads.
+        unsafe { libc::madvise(base.add(lo).cast(), hi - lo, advice) };
     }
 }
 

@@ -103,6 +103,13 @@ impl Memory64Model {
         self.guest.unit_checksum(unit)
     }
 
+    /// The guest acquires layer `i` as a forward pass would (a real cache access in Memory64
+    /// mode). Returns whether it was already resident.
+    pub fn acquire_layer(&mut self, i: u32) -> Result<bool> {
+        self.layer_unit(i)?;
+        self.guest.acquire_layer(i)
+    }
+
     /// The same checksum computed independently on the host by reading the file with `pread`
     /// (no region, no bridge, no guest).
     pub fn file_checksum(&self, unit: u32) -> Result<Checksum> {

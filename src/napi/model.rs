@@ -12,7 +12,7 @@ use super::errors::{invalid_option, to_js};
 use super::job::Job;
 use super::meta::{array_slice, metadata_json};
 use super::options::{parse_load_options, report};
-use super::types::{CacheStats, LayerInfo, MemoryStats, ModelInfo, UnitChecksum};
+use super::types::{CacheStats, LayerAccess, LayerInfo, MemoryStats, ModelInfo, UnitChecksum};
 use crate::error::{ChordError, ErrorCode, Result as CoreResult};
 use crate::gguf::{GgufFile, GgufValue};
 use crate::model::{LoadHooks, Memory64GGUFLoader, Memory64Model};
@@ -152,6 +152,19 @@ impl Model {
     #[napi(ts_return_type = "Promise<LayerInfo>")]
     pub fn get_layer(&self, index: f64) -> AsyncTask<Job<LayerInfo>> {
         self.with(move |m| m.layer_info(self::index(index, "layer index")?).map(Into::into))
+    }
+
+    /// The guest acquires layer `index` as a forward pass would: in Memory64 mode a real cache
+    /// access (a miss copies the layer from its region through the bridge). Counts in
+    /// `cacheStats()`.
+    #[napi(ts_return_type = "Promise<LayerAccess>")]
+    pub fn acquire_layer(&self, index: f64) -> AsyncTask<Job<LayerAccess>> {
+        self.with(move |m| {
+            let i = self::index(index, "layer index")?;
+            let t = std::time::Instant::now();
+            let hit = m.acquire_layer(i)?;
+            Ok(LayerAccess { index: i, hit, micros: t.elapsed().as_secs_f64() * 1e6 })
+        })
     }
 
     /// Proof that the guest holds the right bytes: the guest acquires unit `unit` (a layer

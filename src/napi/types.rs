@@ -300,3 +300,14 @@ pub struct UnitChecksum {
     /// Whether both agree.
     pub ok: bool,
 }
+
+/// Result of `model.acquireLayer(i)`.
+#[napi(object)]
+pub struct LayerAccess {
+    /// Layer number.
+    pub index: u32,
+    /// Whether the layer was already resident (always true in WHOLE mode).
+    pub hit: bool,
+    /// Microseconds the guest's acquisition took (including any copy through the bridge).
+    pub micros: f64,
+}
