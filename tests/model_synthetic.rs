@@ -102,6 +102,10 @@ fn sparse_file_over_4gib_pages_layers_past_4gib() {
     assert_eq!(never.code, ErrorCode::ModelTooLargeForWasm32);
     assert!(never.message.contains("memory64"), "{}", never.message);
 
+    // 'auto' with a threshold above the file size still picks Memory64: WHOLE cannot fit wasm32.
+    let high = LoadOptions { memory64_threshold: 1 << 40, ..options(Memory64Option::Auto, 2) };
+    let (_, _, p) = Memory64GGUFLoader::new(&path, high).plan().unwrap();
+    assert_eq!(p.mode, MemoryMode::Memory64, "{}", p.reason);
     let mut m = Memory64GGUFLoader::new(&path, options(Memory64Option::Auto, 2)).load().unwrap();
     for l in 0..4u32 {
         let first = &gguf.tensors[units.units[l as usize].tensors[0]];

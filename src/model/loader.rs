@@ -29,7 +29,7 @@ pub const REGION_SPLIT_BYTES: u64 = 1 << 30;
 /// `memory64` option.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Memory64Option {
-    /// Memory64 when tensor bytes exceed the threshold (default).
+    /// Memory64 when tensor bytes exceed the threshold or cannot fit a wasm32 guest (default).
     #[default]
     Auto,
     /// Always Memory64.
@@ -192,6 +192,9 @@ pub fn plan_memory(gguf: &GgufFile, units: &UnitTable, o: &LoadOptions) -> Resul
         Memory64Option::Never => (MemoryMode::Whole, "memory64: 'never'".to_string()),
         Memory64Option::Auto if tensor_bytes > o.memory64_threshold => {
             (MemoryMode::Memory64, format!("auto: tensor data {tensor_bytes} B > threshold {} B", o.memory64_threshold))
+        }
+        Memory64Option::Auto if payload > WASM32_WEIGHT_BUDGET => {
+            (MemoryMode::Memory64, format!("auto: tensor payload {payload} B does not fit the {WASM32_WEIGHT_BUDGET} B a wasm32 guest can hold"))
         }
         Memory64Option::Auto => (MemoryMode::Whole, format!("auto: tensor data {tensor_bytes} B <= threshold {} B", o.memory64_threshold)),
     };

@@ -158,7 +158,8 @@ pub fn report(progress: &Option<Arc<ProgressFn>>, fraction: f64) {
 #[allow(dead_code)] // reason: TypeScript shape only; `parse_load_options` reads the JS object itself
 #[napi_derive::napi(object)]
 pub struct LoadOptions {
-    /// `'auto'` (default): Memory64 when tensor data exceeds `memory64Threshold`; `'always'`;
+    /// `'auto'` (default): Memory64 when tensor data exceeds `memory64Threshold` or cannot fit a
+    /// wasm32 guest; `'always'`;
     /// `'never'` (WHOLE mode: every tensor copied into the wasm32 guest; fails early with
     /// `ERR_MODEL_TOO_LARGE_FOR_WASM32` when it cannot fit).
     #[napi(ts_type = "'auto' | 'always' | 'never' | boolean")]
