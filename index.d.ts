@@ -189,7 +189,8 @@ export interface LayerInfo {
 /** Options of `Model.load` (read field by field; this struct declares their TypeScript shape). */
 export interface LoadOptions {
   /**
-   * `'auto'` (default): Memory64 when tensor data exceeds `memory64Threshold`; `'always'`;
+   * `'auto'` (default): Memory64 when tensor data exceeds `memory64Threshold` or cannot fit a
+   * wasm32 guest; `'always'`;
    * `'never'` (WHOLE mode: every tensor copied into the wasm32 guest; fails early with
    * `ERR_MODEL_TOO_LARGE_FOR_WASM32` when it cannot fit).
    */
