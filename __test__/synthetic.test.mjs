@@ -113,10 +113,11 @@ describe('both memory modes on a synthetic model', () => {
 
   it('dispose is idempotent; afterwards calls reject with ERR_DISPOSED; Symbol.asyncDispose works', async () => {
     const m = await Model.load(file)
-    const pending = m.verifyUnit(0)
+    // Settled handler attached at once: the call may lose the race and reject before dispose resolves.
+    const pending = m.verifyUnit(0).then((r) => r, (e) => e)
     await Promise.all([m.dispose(), m.dispose()])
     // A call racing dispose either completes or rejects with ERR_DISPOSED; it never crashes.
-    const raced = await pending.then((r) => r, (e) => e)
+    const raced = await pending
     expect(raced.ok === true || raced.code === 'ERR_DISPOSED').toBe(true)
     expect(m.disposed).toBe(true)
     for (const call of [() => m.getLayer(0), () => m.verifyUnit(0), () => m.cacheStats(), () => m.preloadAllLayers(), () => m.clearCache(), () => m.memoryStats()]) {

@@ -25,5 +25,10 @@ try {
   failed += 1
   console.error(`could not read the vitest report: ${e.message}`)
 }
+if (run.status !== 0 && failed === 0) {
+  // vitest failed without a failing test: an unhandled error, a crash, or a failed file load.
+  failed = 1
+  console.error(`vitest exited with status ${run.status} (unhandled error or crash): counted as 1 failure`)
+}
 console.log(`vitest: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
 process.exit(run.status === 0 && failed === 0 && passed > 0 ? 0 : 1)
