@@ -242,7 +242,7 @@ mod tests {
     /// guest address 65536.
     fn tiny_bridge() -> (std::path::PathBuf, crate::gguf::GgufFile, Bridge) {
         use crate::gguf::{GgmlType, GgufWriter, TensorData, read_gguf};
-        use crate::model::{UnitTable, plan_regions};
+        use crate::model::{UnitTable, bridge_for, plan_regions};
         let dir = std::env::temp_dir().join(format!("wasm-chord-hostile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tiny.gguf");
@@ -253,15 +253,9 @@ mod tests {
         let runtime = Memory64Runtime::map_file(&path, &layout, &offsets).unwrap();
         let plan = Memory64LayerManager::plan(&units.layer_bytes(), crate::memory64::CacheConfig { layers: Some(1), bytes: None }).unwrap();
         assert!(65536 + plan.arena_bytes() <= 131072);
-        let layers = units
-            .layers()
-            .iter()
-            .map(|u| LayerCopyPlan { tensors: u.tensors.iter().zip(&u.payload_offsets).map(|(&t, &o)| (gguf.tensors[t].file_offset, gguf.tensors[t].bytes, o)).collect() })
-            .collect();
-        let embd = gguf.tensors.iter().find(|t| t.name == "token_embd.weight").unwrap();
-        let granted = vec![embd.file_offset..embd.file_offset + embd.bytes];
-        let manager = Memory64LayerManager::new(units.layer_bytes(), plan, 65536);
-        (path, gguf, Bridge { runtime, manager, layers, granted })
+        let bridge = bridge_for(&gguf, &units, runtime, Memory64LayerManager::new(units.layer_bytes(), plan, 65536));
+        assert_eq!(bridge.granted.len(), 3); // token_embd, output_norm, output
+        (path, gguf, bridge)
     }
 
     #[test]

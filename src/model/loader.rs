@@ -137,19 +137,7 @@ impl Memory64GGUFLoader {
 
     fn make_bridge(&self, gguf: &GgufFile, units: &UnitTable, layout: &MemoryLayout, offsets: &[u64], slots: SlotPlan, arena: u32) -> Result<Bridge> {
         let runtime = Memory64Runtime::map_file(&self.path, layout, offsets)?;
-        let layers = units
-            .layers()
-            .iter()
-            .map(|u| LayerCopyPlan {
-                tensors: u.tensors.iter().zip(&u.payload_offsets).map(|(&t, &o)| (gguf.tensors[t].file_offset, gguf.tensors[t].bytes, o)).collect(),
-            })
-            .collect();
-        let mut granted: Vec<std::ops::Range<u64>> = units.units[units.n_layers as usize..]
-            .iter()
-            .flat_map(|u| u.tensors.iter().map(|&t| gguf.tensors[t].file_offset..gguf.tensors[t].file_offset + gguf.tensors[t].bytes))
-            .collect();
-        granted.sort_by_key(|r| r.start);
-        Ok(Bridge { runtime, manager: Memory64LayerManager::new(units.layer_bytes(), slots, arena), layers, granted })
+        Ok(bridge_for(gguf, units, runtime, Memory64LayerManager::new(units.layer_bytes(), slots, arena)))
     }
 
     /// WHOLE mode: every tensor is read from the file straight into guest memory.
@@ -181,6 +169,24 @@ impl Memory64GGUFLoader {
         }
         Ok(())
     }
+}
+
+/// The Memory64 bridge of a model: the copy plan of each layer (file offset, bytes, payload
+/// offset of each tensor) and the file ranges `memory64_read` may serve (the non-layer tensors).
+pub fn bridge_for(gguf: &GgufFile, units: &UnitTable, runtime: Memory64Runtime, manager: Memory64LayerManager) -> Bridge {
+    let layers = units
+        .layers()
+        .iter()
+        .map(|u| LayerCopyPlan {
+            tensors: u.tensors.iter().zip(&u.payload_offsets).map(|(&t, &o)| (gguf.tensors[t].file_offset, gguf.tensors[t].bytes, o)).collect(),
+        })
+        .collect();
+    let mut granted: Vec<std::ops::Range<u64>> = units.units[units.n_layers as usize..]
+        .iter()
+        .flat_map(|u| u.tensors.iter().map(|&t| gguf.tensors[t].file_offset..gguf.tensors[t].file_offset + gguf.tensors[t].bytes))
+        .collect();
+    granted.sort_by_key(|r| r.start);
+    Bridge { runtime, manager, layers, granted }
 }
 
 /// Chooses WHOLE or MEMORY64 and sizes regions and cache.

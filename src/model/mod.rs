@@ -9,7 +9,7 @@ mod units;
 
 pub use info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, TypeCount, current_rss, file_type_name};
 pub use loader::{
-    DEFAULT_MEMORY64_THRESHOLD, REGION_SPLIT_BYTES, LoadHooks, LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryPlan, WASM32_WEIGHT_BUDGET, plan_memory,
+    DEFAULT_MEMORY64_THRESHOLD, REGION_SPLIT_BYTES, bridge_for, LoadHooks, LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryPlan, WASM32_WEIGHT_BUDGET, plan_memory,
     plan_regions,
 };
 pub use model::{Memory64Model, file_checksum};
