@@ -122,7 +122,7 @@ impl Memory64Model {
         let (data, state) = self.guest.memory_and_state();
         let Some(bridge) = state.bridge.as_mut() else { return Ok(()) };
         let crate::host::Bridge { runtime, manager, layers, .. } = bridge;
-        manager.preload_all(|layer, base, cap| crate::host::copy_layer_into(runtime, &layers[layer as usize], data, base, cap))
+        manager.preload_all(|layer, base, cap| crate::host::copy_layer(runtime, &layers[layer as usize], data, base, cap))
     }
 
     /// Cache statistics (`None` in WHOLE mode, where every layer is resident and no cache exists).
