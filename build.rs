@@ -12,7 +12,7 @@ fn main() {
 fn build_guest() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-    for p in ["guest/src", "guest/Cargo.toml", "abi/src", "abi/Cargo.toml"] {
+    for p in ["guest/src", "guest/Cargo.toml", "abi/src", "abi/Cargo.toml", "kernels/src", "kernels/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

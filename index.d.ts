@@ -14,6 +14,19 @@ export declare class Model {
   /** Same as `dispose()`: enables `await using model = await Model.load(...)`. */
   [Symbol.asyncDispose](): Promise<void>
   /**
+   * Splits `text` into token ids with the model's tokenizer (identical to llama.cpp's).
+   * `addSpecial` (default true) adds BOS/EOS as the model's `add_bos_token`/`add_eos_token`
+   * say; `parseSpecial` (default true) turns special-token text such as `<|im_start|>` into
+   * its token. Rejects with `ERR_UNSUPPORTED_TOKENIZER` when the file's tokenizer is not supported.
+   */
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): Promise<number[]>
+  /**
+   * Turns token ids back into text, as llama.cpp's `llama_detokenize` does (and
+   * node-llama-cpp's `model.detokenize`): control tokens such as `<|im_end|>` render as
+   * nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD.
+   */
+  detokenize(tokens: number[], options?: { renderSpecial?: boolean }): Promise<string>
+  /**
    * Loads a GGUF model. Parses the header (no tensor bytes), plans memory and fills the guest:
    * WHOLE mode copies every tensor into guest memory; Memory64 mode maps the file into Wasmtime
    * 64-bit memories and pages layers into the guest's layer cache on demand.
@@ -74,7 +87,7 @@ export declare class Model {
    * rejects with `ERR_DISPOSED`. Also available as `[Symbol.asyncDispose]()`.
    */
   dispose(): Promise<void>
-  /** Whether `dispose()` has completed. */
+  /** Whether `dispose()` was called. */
   get disposed(): boolean
 }
 
@@ -122,6 +135,72 @@ export interface CacheStats {
   layerAccesses: Array<number>
   /** Resident layers, most recently used first. */
   resident: Array<number>
+}
+
+/** An error as the event channel carries it (the JS wrapper makes it an `Error` with `code`). */
+export interface ErrorInfo {
+  /** Stable `ERR_*` code. */
+  code: string
+  /** Message with the numbers. */
+  message: string
+}
+
+/**
+ * Options of `model.generate` / `model.stream` (this struct declares their TypeScript shape;
+ * `parse_generate_options` reads the JS object itself).
+ */
+export interface GenerateOptions {
+  /** Most tokens to generate. Default: until an end-of-generation token or a full context. */
+  maxTokens?: number
+  /** Sampling temperature. Default 0 (greedy: always the most likely token). */
+  temperature?: number
+  /** Keep only the K most likely tokens (temperature > 0). Default 40; 0 = all. */
+  topK?: number
+  /** Keep the smallest set of tokens whose probability reaches P (temperature > 0). Default 0.95. */
+  topP?: number
+  /** Drop tokens less likely than minP × the most likely one (temperature > 0). Default 0 (off). */
+  minP?: number
+  /**
+   * Penalty for recently seen tokens: a number (1 = off, the default), or
+   * `{ penalty, lastTokens }` (lastTokens default 64).
+   */
+  repeatPenalty?: number | { penalty: number; lastTokens?: number }
+  /** Random seed: the same seed gives the same text. Default: from the clock. */
+  seed?: number
+  /** Strings that end generation; the text stops before the first one found. */
+  stop?: string | string[]
+  /** Add the model's BOS/EOS tokens around a text prompt as its `add_bos_token` says. Default true. */
+  addSpecial?: boolean
+  /** Recognise special-token text (e.g. `<|im_start|>`) in a text prompt. Default true. */
+  parseSpecial?: boolean
+  /** Called with each piece of generated text (complete UTF-8) as soon as it is final. */
+  onTextChunk?: (chunk: string) => void
+  /** Stops generation (also during the prompt); the call rejects with `ERR_ABORTED`. */
+  signal?: AbortSignal
+}
+
+/** What `model.generate` resolves to. */
+export interface GenerateResult {
+  /** The generated text (without a stop string or end-of-generation token). */
+  text: string
+  /** The generated token ids. */
+  tokens: Array<number>
+  /** Why generation stopped: `'eogToken'`, `'maxTokens'`, `'stopString'` or `'contextFull'`. */
+  stopReason: string
+  /** Timings. */
+  timings: GenerateTimings
+}
+
+/** Timings of one generation. */
+export interface GenerateTimings {
+  /** Prompt tokens evaluated. */
+  promptTokens: number
+  /** Milliseconds for the prompt (until the first token could be sampled). */
+  promptMs: number
+  /** Tokens generated. */
+  generatedTokens: number
+  /** Milliseconds spent generating after the prompt. */
+  generateMs: number
 }
 
 /** Shape of `writeGguf`'s spec (see `writeGguf`). */
@@ -201,9 +280,13 @@ export interface LoadOptions {
   cacheLayers?: number
   /** Layer cache capacity in bytes (Memory64 mode); with `cacheLayers`, the smaller wins. */
   cacheBytes?: number
-  /** Context length for generation (validated; used once generation exists). */
+  /**
+   * KV cache positions for generation. Default: the model's context length capped at 4096
+   * (halved until it fits the wasm32 guest). A value that cannot fit rejects the load with
+   * `ERR_CONTEXT_TOO_LARGE`.
+   */
   contextLength?: number
-  /** Threads for generation (validated; used once generation exists). */
+  /** Threads for generation (validated; generation runs on one thread of the addon's own today). */
   threads?: number
   /** Called with the load progress, 0..1. */
   onLoadProgress?: (progress: number) => void

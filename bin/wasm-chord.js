@@ -1,26 +1,58 @@
 #!/usr/bin/env node
-// wasm-chord CLI. `wasm-chord info <model.gguf> [--memory64 auto|always|never] [--cache-layers N]
+// wasm-chord CLI.
+// `wasm-chord generate <model.gguf> "<prompt>" [--max-tokens N] [--temperature T] [--top-k K]
+// [--top-p P] [--min-p P] [--seed S] [--context N] [--memory64 ...] [--cache-layers N] [--cache-bytes N]`
+// streams the generated text to stdout, then the timings to stderr.
+// `wasm-chord info <model.gguf> [--memory64 auto|always|never] [--cache-layers N]
 // [--cache-bytes N] [--threshold BYTES]` prints the model's metadata, the memory plan, and a
 // layer-cache run: every layer acquired by the guest through the cache and checked against the
 // file, twice, with the cache statistics after each pass.
 'use strict'
 const { Model } = require('..')
 
-const USAGE = `usage: wasm-chord info <model.gguf> [--memory64 auto|always|never] [--cache-layers N] [--cache-bytes N] [--threshold BYTES]`
+const USAGE = `usage:
+  wasm-chord generate <model.gguf> "<prompt>" [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+                      [--min-p P] [--repeat-penalty X] [--seed S] [--context N] [load flags]
+  wasm-chord info <model.gguf> [load flags]
+load flags: [--memory64 auto|always|never] [--cache-layers N] [--cache-bytes N] [--threshold BYTES]`
+
+const LOAD_FLAGS = { '--memory64': 'memory64', '--cache-layers': 'cacheLayers', '--cache-bytes': 'cacheBytes', '--threshold': 'memory64Threshold', '--context': 'contextLength' }
+const GEN_FLAGS = { '--max-tokens': 'maxTokens', '--temperature': 'temperature', '--top-k': 'topK', '--top-p': 'topP', '--min-p': 'minP', '--repeat-penalty': 'repeatPenalty', '--seed': 'seed' }
 
 function parseArgs(argv) {
   const [command, path, ...rest] = argv
   const options = {}
-  for (let i = 0; i < rest.length; i += 2) {
-    const [flag, value] = [rest[i], rest[i + 1]]
+  const gen = {}
+  const positional = []
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i]
+    if (!flag.startsWith('--')) {
+      positional.push(flag)
+      continue
+    }
+    const value = rest[++i]
     if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`)
-    if (flag === '--memory64') options.memory64 = value
-    else if (flag === '--cache-layers') options.cacheLayers = Number(value)
-    else if (flag === '--cache-bytes') options.cacheBytes = Number(value)
-    else if (flag === '--threshold') options.memory64Threshold = Number(value)
+    if (flag in LOAD_FLAGS) options[LOAD_FLAGS[flag]] = flag === '--memory64' ? value : Number(value)
+    else if (flag in GEN_FLAGS) gen[GEN_FLAGS[flag]] = Number(value)
     else throw new Error(`unknown flag ${flag}\n${USAGE}`)
   }
-  return { command, path, options }
+  return { command, path, options, gen, positional }
+}
+
+async function generate(path, prompt, options, gen) {
+  const model = await Model.load(path, options)
+  try {
+    const result = await model.generate(prompt, { maxTokens: 128, ...gen, onTextChunk: (t) => process.stdout.write(t) })
+    const t = result.timings
+    const rate = (n, ms) => (ms > 0 ? (n / ms) * 1000 : 0).toFixed(1)
+    process.stdout.write('\n')
+    console.error(
+      `[${model.info.mode}] prompt ${t.promptTokens} tokens in ${t.promptMs.toFixed(0)} ms (${rate(t.promptTokens, t.promptMs)} tok/s), ` +
+        `generated ${t.generatedTokens} tokens in ${t.generateMs.toFixed(0)} ms (${rate(t.generatedTokens, t.generateMs)} tok/s), stop: ${result.stopReason}`,
+    )
+  } finally {
+    await model.dispose()
+  }
 }
 
 const mib = (n) => `${(n / 2 ** 20).toFixed(1)} MiB`
@@ -64,9 +96,10 @@ async function info(path, options) {
 }
 
 async function main() {
-  const { command, path, options } = parseArgs(process.argv.slice(2))
-  if (command !== 'info' || !path) throw new Error(USAGE)
-  await info(path, options)
+  const { command, path, options, gen, positional } = parseArgs(process.argv.slice(2))
+  if (command === 'info' && path && positional.length === 0) return info(path, options)
+  if (command === 'generate' && path && positional.length === 1) return generate(path, positional[0], options, gen)
+  throw new Error(USAGE)
 }
 
 main().catch((e) => {

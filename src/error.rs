@@ -71,6 +71,17 @@ pub enum ErrorCode {
     GuestTrap,
     /// The guest returned an error status.
     Guest,
+    /// The model's architecture has no forward pass here (`general.architecture` named).
+    UnsupportedArch,
+    /// A tensor the architecture needs is missing (named in the message).
+    MissingTensor,
+    /// The tokenizer model or pre-tokenizer of the file is not supported.
+    UnsupportedTokenizer,
+    /// The vocabulary in the file is malformed (no tokens, mismatched lengths, duplicates).
+    GgufBadTokenizer,
+    /// The requested context (KV cache) cannot fit the wasm32 guest, or a prompt plus
+    /// `maxTokens` exceeds the context.
+    ContextTooLarge,
     /// The operation was aborted through its `AbortSignal`.
     Aborted,
     /// The model was disposed.
@@ -115,6 +126,11 @@ impl ErrorCode {
             Memory64 => "ERR_MEMORY64",
             GuestTrap => "ERR_GUEST_TRAP",
             Guest => "ERR_GUEST",
+            UnsupportedArch => "ERR_UNSUPPORTED_ARCH",
+            MissingTensor => "ERR_MODEL_MISSING_TENSOR",
+            UnsupportedTokenizer => "ERR_UNSUPPORTED_TOKENIZER",
+            GgufBadTokenizer => "ERR_GGUF_BAD_TOKENIZER",
+            ContextTooLarge => "ERR_CONTEXT_TOO_LARGE",
             Aborted => "ERR_ABORTED",
             Disposed => "ERR_DISPOSED",
             Internal => "ERR_INTERNAL",

@@ -7,11 +7,14 @@
 //!   file), [`Memory64LayerManager`] (the layer cache policy).
 //! - [`host`]: the Wasmtime host — the guest instance and the one table of host imports.
 //! - [`model`]: [`Memory64GGUFLoader`] and [`Memory64Model`].
+//! - [`infer`]: architecture resolution, sampler and the generation loop (the forward pass
+//!   itself runs in the guest).
 //! - `napi` (feature `node`): the thin JavaScript layer.
 
 pub mod error;
 pub mod gguf;
 pub mod host;
+pub mod infer;
 pub mod memory64;
 pub mod model;
 #[cfg(feature = "node")]

@@ -65,7 +65,9 @@ fn qwen_f32_7gb_memory64_when_present() {
     let added = current_rss().unwrap_or(0).saturating_sub(rss0);
     assert_eq!(m.mode(), MemoryMode::Memory64);
     assert!(m.info().tensor_bytes > 7_000_000_000);
-    assert!(added < 32 << 20, "loading added {added} bytes of RSS");
+    // Metadata, the tokenizer (151k tokens and merges, ~35 MiB) and the guest; the KV cache is
+    // reserved but untouched, and the 7.1 GB of weights are not copied.
+    assert!(added < 96 << 20, "loading added {added} bytes of RSS");
     let n_layers = m.info().layer_count;
     let last = m.units().units.len() as u32 - 1;
     for u in [0, 1, n_layers / 2, n_layers - 1, last] {

@@ -51,6 +51,18 @@ pub mod export {
     /// `wc_bridge_stats(out_ptr: i32) -> i32 status`: the guest calls `memory64_stats` and copies
     /// the result to `out_ptr` (used by tests to exercise the import from real guest code).
     pub const BRIDGE_STATS: &str = "wc_bridge_stats";
+    /// `wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 status`: takes a [`ModelConfig`](super::ModelConfig)
+    /// (after `wc_init`), validates it against the directory and allocates the KV cache and scratch
+    /// buffers for `n_ctx` positions and batches of up to `n_batch` tokens.
+    pub const MODEL_INIT: &str = "wc_model_init";
+    /// `wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32) -> i32 status`: runs the forward pass on
+    /// `n_tokens` (≤ `n_batch`) token ids (u32) at positions `pos..pos+n_tokens`, writing their keys
+    /// and values into the KV cache (positions ≥ `pos` are overwritten/forgotten), and the logits of
+    /// the last token into the logits buffer.
+    pub const EVAL: &str = "wc_eval";
+    /// `wc_logits() -> i32 ptr`: where the `n_vocab` f32 logits of the last evaluated token live
+    /// (0 before `wc_model_init`).
+    pub const LOGITS: &str = "wc_logits";
 }
 
 /// Status codes returned by imports and exports. Zero is success; negatives are errors.
@@ -75,7 +87,133 @@ pub mod status {
     pub const ERR_OUT_OF_MEMORY: i32 = -8;
     /// The layer does not fit in a cache slot.
     pub const ERR_SLOT_TOO_SMALL: i32 = -9;
+    /// The model configuration does not match the directory (shape, type, missing tensor).
+    pub const ERR_BAD_CONFIG: i32 = -10;
+    /// `wc_eval` before `wc_model_init`, or a batch/position outside the configured sizes.
+    pub const ERR_BAD_REQUEST: i32 = -11;
 }
+
+/// Architectures the guest's forward pass implements (`ModelConfig::arch`).
+pub mod arch {
+    /// `llama` (also SmolLM2, TinyLlama, Mistral): RMSNorm, GQA, RoPE normal, SwiGLU.
+    pub const LLAMA: u32 = 1;
+    /// `qwen2`: llama plus q/k/v biases and NeoX RoPE.
+    pub const QWEN2: u32 = 2;
+    /// `gemma3`: QK-norm, post-attention/post-FFN norms, sliding-window layers, GELU FFN,
+    /// scaled embeddings, tied output.
+    pub const GEMMA3: u32 = 3;
+}
+
+/// RoPE variants (`ModelConfig::rope_type`), as ggml names them.
+pub mod rope_type {
+    /// Rotate adjacent pairs (x[2i], x[2i+1]).
+    pub const NORM: u32 = 0;
+    /// Rotate halves (x[i], x[i + n_rot/2]).
+    pub const NEOX: u32 = 2;
+}
+
+/// "No tensor" in a tensor-index field of [`ModelConfig`] / [`LayerTensors`].
+pub const NO_TENSOR: i32 = -1;
+
+/// The tensors of one transformer block, as indices into the directory's tensor list
+/// ([`NO_TENSOR`] when the architecture has no such tensor). GGUF names in the comments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerTensors {
+    /// `blk.N.attn_norm.weight` (n_embd)
+    pub attn_norm: i32,
+    /// `blk.N.attn_q.weight` (n_embd → n_head·head_dim)
+    pub wq: i32,
+    /// `blk.N.attn_k.weight` (n_embd → n_head_kv·head_dim)
+    pub wk: i32,
+    /// `blk.N.attn_v.weight` (n_embd → n_head_kv·head_dim)
+    pub wv: i32,
+    /// `blk.N.attn_output.weight` (n_head·head_dim → n_embd)
+    pub wo: i32,
+    /// `blk.N.attn_q.bias`
+    pub bq: i32,
+    /// `blk.N.attn_k.bias`
+    pub bk: i32,
+    /// `blk.N.attn_v.bias`
+    pub bv: i32,
+    /// `blk.N.attn_q_norm.weight` (head_dim)
+    pub q_norm: i32,
+    /// `blk.N.attn_k_norm.weight` (head_dim)
+    pub k_norm: i32,
+    /// `blk.N.post_attention_norm.weight` (n_embd)
+    pub post_attn_norm: i32,
+    /// `blk.N.ffn_norm.weight` (n_embd)
+    pub ffn_norm: i32,
+    /// `blk.N.ffn_gate.weight` (n_embd → n_ff)
+    pub ffn_gate: i32,
+    /// `blk.N.ffn_up.weight` (n_embd → n_ff)
+    pub ffn_up: i32,
+    /// `blk.N.ffn_down.weight` (n_ff → n_embd)
+    pub ffn_down: i32,
+    /// `blk.N.post_ffw_norm.weight` (n_embd)
+    pub post_ffw_norm: i32,
+}
+const _: () = assert!(core::mem::size_of::<LayerTensors>() == 64);
+
+/// Largest layer count a [`ModelConfig`] can describe.
+pub const MAX_LAYERS: usize = 256;
+
+/// Hyperparameters and tensor roles, resolved by the host from GGUF metadata and validated
+/// there (the guest re-checks shapes against the directory). Followed in memory by
+/// `n_layer` [`LayerTensors`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ModelConfig {
+    /// One of [`arch`].
+    pub arch: u32,
+    /// Transformer blocks.
+    pub n_layer: u32,
+    /// Embedding width.
+    pub n_embd: u32,
+    /// Query heads.
+    pub n_head: u32,
+    /// Key/value heads (GQA: n_head is a multiple).
+    pub n_head_kv: u32,
+    /// Width of one head (keys, queries and values).
+    pub head_dim: u32,
+    /// Feed-forward width.
+    pub n_ff: u32,
+    /// Vocabulary size (rows of the output head).
+    pub n_vocab: u32,
+    /// KV cache positions.
+    pub n_ctx: u32,
+    /// Largest batch of tokens per `wc_eval`.
+    pub n_batch: u32,
+    /// Dimensions rotated by RoPE (≤ head_dim).
+    pub n_rot: u32,
+    /// One of [`rope_type`].
+    pub rope_type: u32,
+    /// RoPE base frequency (global-attention layers).
+    pub rope_freq_base: f32,
+    /// RoPE base frequency of sliding-window layers.
+    pub rope_freq_base_swa: f32,
+    /// RMSNorm epsilon.
+    pub rms_eps: f32,
+    /// Multiplier applied to Q before attention (gemma3), or 0 for none.
+    pub q_scale: f32,
+    /// Scale inside softmax (1/sqrt(head_dim) for llama/qwen2, 1 for gemma3).
+    pub kq_scale: f32,
+    /// Multiplier of the token embeddings (sqrt(n_embd) for gemma3, 1 otherwise).
+    pub embd_scale: f32,
+    /// Sliding-window size (0: none).
+    pub n_swa: u32,
+    /// Layer il uses the sliding window when `n_swa_pattern > 0 && il % n_swa_pattern < n_swa_pattern - 1`.
+    pub n_swa_pattern: u32,
+    /// `token_embd.weight` (n_embd, n_vocab).
+    pub tok_embd: i32,
+    /// `output_norm.weight` (n_embd).
+    pub output_norm: i32,
+    /// `output.weight`, or `token_embd.weight` when the head is tied.
+    pub output: i32,
+    /// Feed-forward activation: 0 = SiLU (SwiGLU), 1 = GELU (tanh approximation, GeGLU).
+    pub ffn_gelu: u32,
+}
+const _: () = assert!(core::mem::size_of::<ModelConfig>() == 96);
 
 /// What `memory64_load_layer` writes: where the layer now sits in guest memory.
 #[repr(C)]

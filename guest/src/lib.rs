@@ -6,13 +6,19 @@
 
 pub mod bridge;
 pub mod directory;
+pub mod forward;
+pub mod kernel_exports;
+pub mod model;
+pub mod ops;
+pub mod taps;
 
 use std::sync::Mutex;
 
 use directory::Directory;
-use wasm_chord_abi::{Checksum, Chord64, chord64, chord64_combine, status, unit_kind};
+use wasm_chord_abi::{Checksum, Chord64, LayerTensors, ModelConfig, chord64, chord64_combine, status, unit_kind};
 
 static DIR: Mutex<Option<Directory>> = Mutex::new(None);
+static MODEL: Mutex<Option<model::Model>> = Mutex::new(None);
 
 /// Bytes read per `memory64_read` call when streaming a non-layer tensor.
 const READ_CHUNK: usize = 1 << 20;
@@ -101,6 +107,99 @@ pub extern "C" fn wc_acquire_layer(layer: i32, out_ptr: i32) -> i32 {
         Ok(g) => write_out(out_ptr, g),
         Err(e) => e,
     }
+}
+
+/// Takes the model configuration (a `ModelConfig` followed by `n_layer` `LayerTensors`) and
+/// allocates the KV cache and scratch buffers.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
+    let Some(bytes) = guest_bytes(cfg_ptr, cfg_len) else { return status::ERR_BAD_POINTER };
+    let Some(cfg) = read_pod::<ModelConfig>(bytes, 0) else { return status::ERR_BAD_CONFIG };
+    let head = core::mem::size_of::<ModelConfig>();
+    let lt = core::mem::size_of::<LayerTensors>();
+    if cfg.n_layer as usize > wasm_chord_abi::MAX_LAYERS || bytes.len() != head + cfg.n_layer as usize * lt {
+        return status::ERR_BAD_CONFIG;
+    }
+    let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| read_pod(bytes, head + i * lt)).collect();
+    let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
+    let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };
+    let Ok(mut slot) = MODEL.lock() else { return status::ERR_BAD_CONFIG };
+    *slot = None; // free the previous model's buffers first
+    match model::Model::new(dir, cfg, &layers) {
+        Ok(m) => {
+            *slot = Some(m);
+            status::OK
+        }
+        Err(e) => e,
+    }
+}
+
+/// Runs the forward pass on `n_tokens` u32 token ids at `tokens_ptr`, at positions `pos..`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32) -> i32 {
+    let Ok(n) = usize::try_from(n_tokens) else { return status::ERR_BAD_REQUEST };
+    let Ok(pos) = usize::try_from(pos) else { return status::ERR_BAD_REQUEST };
+    let Some(bytes) = guest_bytes(tokens_ptr, (n * 4) as i32) else { return status::ERR_BAD_POINTER };
+    let tokens: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let Ok(mut slot) = MODEL.lock() else { return status::ERR_BAD_REQUEST };
+    let Some(m) = slot.as_mut() else { return status::ERR_BAD_REQUEST };
+    match forward::eval(m, &tokens, pos) {
+        Ok(()) => status::OK,
+        Err(e) => e,
+    }
+}
+
+/// Where the logits of the last evaluated token live (n_vocab f32), 0 before `wc_model_init`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_logits() -> i32 {
+    match MODEL.lock() {
+        Ok(g) => g.as_ref().map_or(0, |m| m.logits.as_ptr() as i32),
+        Err(_) => 0,
+    }
+}
+
+/// Debug: record the intermediate tensors of layer `layer` during the next evals (−1: stop).
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_debug_tap(layer: i32) -> i32 {
+    taps::select(usize::try_from(layer).ok());
+    status::OK
+}
+
+/// Debug: copies record `index` (at most `max` floats) to `out_ptr` and its name (≤ 32 bytes,
+/// NUL-padded) to `name_ptr`; returns the number of floats, or a negative status.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_debug_tap_read(index: i32, name_ptr: i32, out_ptr: i32, max: i32) -> i32 {
+    let Some((name, data)) = usize::try_from(index).ok().and_then(taps::get) else { return status::ERR_NO_SUCH_LAYER };
+    let n = data.len().min(max.max(0) as usize);
+    if guest_bytes(name_ptr, 32).is_none() || guest_bytes(out_ptr, (n * 4) as i32).is_none() {
+        return status::ERR_BAD_POINTER;
+    }
+    let mut nb = [0u8; 32];
+    nb[..name.len().min(32)].copy_from_slice(&name.as_bytes()[..name.len().min(32)]);
+    // SAFETY: both ranges were checked to lie inside guest memory; the host does not touch them
+    // during the call.
+    unsafe {
+        core::ptr::copy_nonoverlapping(nb.as_ptr(), name_ptr as u32 as usize as *mut u8, 32);
+        core::ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), out_ptr as u32 as usize as *mut u8, n * 4);
+    }
+    n as i32
+}
+
+/// `len` bytes of guest memory at `ptr`, if that range lies inside memory.
+fn guest_bytes(ptr: i32, len: i32) -> Option<&'static [u8]> {
+    if ptr <= 0 || len < 0 || (ptr as u32 as u64) + len as u64 > memory_bytes() {
+        return None;
+    }
+    // SAFETY: the range was checked to lie inside our memory; the host wrote it before the call
+    // and does not touch it while the call runs (the guest is single-threaded).
+    Some(unsafe { core::slice::from_raw_parts(ptr as u32 as usize as *const u8, len as usize) })
+}
+
+fn read_pod<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
+    let src = bytes.get(at..at.checked_add(core::mem::size_of::<T>())?)?;
+    // SAFETY: `src` holds size_of::<T>() bytes; T is a #[repr(C)] ABI struct of i32/u32/f32
+    // fields, valid for every bit pattern; read_unaligned has no alignment requirement.
+    Some(unsafe { core::ptr::read_unaligned(src.as_ptr().cast::<T>()) })
 }
 
 /// Calls `memory64_stats` and copies the result to `out_ptr`.

@@ -11,6 +11,11 @@ use crate::error::{ChordError, ErrorCode as E, Result, fail};
 /// The guest, compiled for wasm32-unknown-unknown with +simd128,+relaxed-simd by build.rs.
 static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasm_chord_guest.wasm"));
 
+/// The embedded guest module's bytes (for tests that instantiate it directly).
+pub fn guest_wasm() -> &'static [u8] {
+    GUEST_WASM
+}
+
 /// Largest guest memory (the whole wasm32 address space).
 pub const GUEST_MEMORY_LIMIT: u64 = 4 << 30;
 
@@ -49,13 +54,21 @@ pub fn instantiate_module(wasm: &[u8], state: HostState) -> Result<(Store<HostSt
 /// A running guest.
 pub struct Guest {
     store: Store<HostState>,
+    instance: Instance,
     memory: Memory,
     alloc: TypedFunc<(i32, i32), i32>,
     init: TypedFunc<(i32, i32), i32>,
     unit_checksum: TypedFunc<(i32, i32), i32>,
     acquire_layer: TypedFunc<(i32, i32), i32>,
     bridge_stats: TypedFunc<i32, i32>,
+    model_init: TypedFunc<(i32, i32), i32>,
+    eval: TypedFunc<(i32, i32, i32), i32>,
+    logits: TypedFunc<(), i32>,
     scratch: u32,
+    /// Guest buffer for token ids passed to `wc_eval` (n_batch u32), once the model is initialised.
+    tokens_buf: u32,
+    n_batch: u32,
+    n_vocab: u32,
 }
 
 fn trap(e: wasmtime::Error) -> ChordError {
@@ -84,7 +97,14 @@ impl Guest {
         let bridge_stats = instance
             .get_typed_func(&mut store, export::BRIDGE_STATS)
             .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::BRIDGE_STATS)))?;
-        let mut g = Self { store, memory, alloc, init, unit_checksum, acquire_layer, bridge_stats, scratch: 0 };
+        let model_init = f(&mut store, export::MODEL_INIT)?;
+        let eval = instance
+            .get_typed_func(&mut store, export::EVAL)
+            .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::EVAL)))?;
+        let logits = instance
+            .get_typed_func(&mut store, export::LOGITS)
+            .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::LOGITS)))?;
+        let mut g = Self { store, instance, memory, alloc, init, unit_checksum, acquire_layer, bridge_stats, model_init, eval, logits, scratch: 0, tokens_buf: 0, n_batch: 0, n_vocab: 0 };
         g.scratch = g.alloc(256, 16)?;
         Ok(g)
     }
@@ -134,6 +154,70 @@ impl Guest {
         self.write(ptr, directory)?;
         let st = self.init.call(&mut self.store, (ptr as i32, directory.len() as i32)).map_err(trap)?;
         self.check(st, "wc_init")
+    }
+
+    /// Hands the guest its model configuration (`ModelConfig` + layer table bytes); the guest
+    /// allocates its KV cache and scratch buffers.
+    pub fn model_init(&mut self, cfg: &[u8], n_batch: u32, n_vocab: u32) -> Result<()> {
+        let ptr = self.alloc(cfg.len() as u64, 8)?;
+        self.write(ptr, cfg)?;
+        if self.tokens_buf == 0 || self.n_batch < n_batch {
+            self.tokens_buf = self.alloc(u64::from(n_batch) * 4, 4)?;
+        }
+        let st = self.model_init.call(&mut self.store, (ptr as i32, cfg.len() as i32)).map_err(trap)?;
+        self.check(st, "wc_model_init")?;
+        self.n_batch = n_batch;
+        self.n_vocab = n_vocab;
+        Ok(())
+    }
+
+    /// Runs the forward pass on `tokens` (at most n_batch) at positions `pos..`.
+    pub fn eval(&mut self, tokens: &[u32], pos: u32) -> Result<()> {
+        if tokens.is_empty() || tokens.len() > self.n_batch as usize {
+            return fail(E::Internal, format!("eval of {} tokens (batch is {})", tokens.len(), self.n_batch));
+        }
+        let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+        self.write(self.tokens_buf, &bytes)?;
+        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32)).map_err(trap)?;
+        self.check(st, "wc_eval")
+    }
+
+    /// Copies the logits of the last evaluated token into `out` (resized to n_vocab).
+    pub fn logits(&mut self, out: &mut Vec<f32>) -> Result<()> {
+        let ptr = self.logits.call(&mut self.store, ()).map_err(trap)?;
+        let n = self.n_vocab as usize;
+        let data = self.memory.data(&self.store);
+        let r = guest_range(data.len(), ptr, (n * 4) as i64).filter(|_| ptr != 0).ok_or_else(|| ChordError::new(E::Internal, "logits outside guest memory"))?;
+        out.clear();
+        out.extend(data[r].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        Ok(())
+    }
+
+    /// Debug taps: records copies of layer `layer`'s intermediate tensors during the following
+    /// evals (`None` stops). See `guest/src/taps.rs`.
+    pub fn debug_tap(&mut self, layer: Option<u32>) -> Result<()> {
+        let f: TypedFunc<i32, i32> = self.instance.get_typed_func(&mut self.store, "wc_debug_tap").map_err(|e| ChordError::new(E::Internal, format!("{e}")))?;
+        let st = f.call(&mut self.store, layer.map_or(-1, |l| l as i32)).map_err(trap)?;
+        self.check(st, "wc_debug_tap")
+    }
+
+    /// The records of the debug taps: (stage name, values), in the order they were taken.
+    pub fn debug_tap_records(&mut self) -> Result<Vec<(String, Vec<f32>)>> {
+        let f: TypedFunc<(i32, i32, i32, i32), i32> = self.instance.get_typed_func(&mut self.store, "wc_debug_tap_read").map_err(|e| ChordError::new(E::Internal, format!("{e}")))?;
+        const MAX: usize = 1 << 22;
+        let (name_ptr, buf) = (self.alloc(32, 8)?, self.alloc((MAX * 4) as u64, 16)?);
+        let mut out = Vec::new();
+        for i in 0.. {
+            let n = f.call(&mut self.store, (i, name_ptr as i32, buf as i32, MAX as i32)).map_err(trap)?;
+            if n < 0 {
+                break;
+            }
+            let data = self.memory.data(&self.store);
+            let name = String::from_utf8_lossy(&data[name_ptr as usize..name_ptr as usize + 32]).trim_end_matches('\0').to_string();
+            let vals = data[buf as usize..buf as usize + n as usize * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            out.push((name, vals));
+        }
+        Ok(out)
     }
 
     /// The guest's checksum of unit `unit` (acquired through the layer cache in Memory64 mode).
@@ -195,6 +279,8 @@ impl Guest {
             status::ERR_BAD_DIRECTORY => "bad directory",
             status::ERR_OUT_OF_MEMORY => "out of memory",
             status::ERR_SLOT_TOO_SMALL => "slot too small",
+            status::ERR_BAD_CONFIG => "model configuration does not match the tensors",
+            status::ERR_BAD_REQUEST => "bad request",
             _ => "unknown status",
         };
         fail(E::Guest, format!("{what} returned status {st} ({name})"))

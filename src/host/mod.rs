@@ -4,6 +4,6 @@
 mod guest;
 mod imports;
 
-pub use guest::{GUEST_MEMORY_LIMIT, Guest, guest_module, instantiate_module};
+pub use guest::{GUEST_MEMORY_LIMIT, Guest, guest_module, guest_wasm, instantiate_module};
 pub use imports::{Bridge, HostState, LayerCopyPlan};
 pub(crate) use imports::copy_layer;

@@ -14,6 +14,7 @@ use super::units::{UnitKind, UnitTable};
 use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
 use crate::gguf::{GgufFile, GgufValue, read_gguf};
 use crate::host::{Bridge, Guest, HostState, LayerCopyPlan};
+use crate::infer::{ArchConfig, resolve};
 use crate::memory64::{CacheConfig, Memory64LayerManager, Memory64Runtime, MemoryLayout, SlotPlan};
 
 /// Default `memory64Threshold`: tensor data above 3 GiB goes to Memory64 under `'auto'`.
@@ -47,11 +48,13 @@ pub struct LoadOptions {
     pub memory64_threshold: u64,
     /// `cacheLayers` / `cacheBytes` (default 4 layers).
     pub cache: CacheConfig,
+    /// `contextLength`: KV cache positions (default: the model's, capped at 4096).
+    pub context_length: Option<u32>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default() }
+        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default(), context_length: None }
     }
 }
 
@@ -130,9 +133,37 @@ impl Memory64GGUFLoader {
         }
         check_abort()?;
         guest.init(&directory_bytes(&gguf, &units, plan.mode, &resident_ptrs))?;
+        let arch = self.init_inference(&gguf, &units, &mut guest)?;
         (hooks.progress)(1.0);
         let info = model_info(&self.path, &gguf, &units, &plan, self.options.memory64_threshold);
-        Ok(Memory64Model::new(self.path.clone(), gguf, units, plan, guest, info, started.elapsed()))
+        Ok(Memory64Model::new(self.path.clone(), gguf, units, plan, guest, info, started.elapsed(), arch))
+    }
+
+    /// Resolves the architecture and sizes the guest's KV cache. A model the forward pass cannot
+    /// run still loads (for inspection); its error is kept and returned by generation calls. A
+    /// `contextLength` that cannot fit is a load error; the default context is halved until it fits.
+    fn init_inference(&self, gguf: &GgufFile, units: &UnitTable, guest: &mut Guest) -> Result<std::result::Result<ArchConfig, ChordError>> {
+        let mut arch = match resolve(gguf, units, self.options.context_length) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        loop {
+            match guest.model_init(&arch.to_bytes(), arch.cfg.n_batch, arch.cfg.n_vocab) {
+                Ok(()) => return Ok(Ok(arch)),
+                Err(e) if e.code == E::Guest && e.message.contains("out of memory") => {
+                    let n_ctx = arch.cfg.n_ctx;
+                    if self.options.context_length.is_some() || n_ctx <= 256 {
+                        return fail(
+                            E::ContextTooLarge,
+                            format!("a context of {n_ctx} positions needs a {} MiB KV cache, which does not fit the wasm32 guest beside {} MiB of weights/cache", arch.kv_bytes(n_ctx) >> 20, guest.memory_bytes() >> 20),
+                        );
+                    }
+                    arch.cfg.n_ctx = n_ctx / 2;
+                }
+                Err(e) if e.code == E::Guest => return Ok(Err(ChordError::new(E::UnsupportedArch, format!("the guest rejected the model configuration: {}", e.message)))),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn make_bridge(&self, gguf: &GgufFile, units: &UnitTable, layout: &MemoryLayout, offsets: &[u64], slots: SlotPlan, arena: u32) -> Result<Bridge> {

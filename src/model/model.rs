@@ -11,7 +11,8 @@ use wasm_chord_abi::{BridgeStats, Checksum, Chord64, chord64_combine};
 use super::info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, current_rss};
 use super::loader::MemoryPlan;
 use super::units::UnitTable;
-use crate::error::{ErrorCode as E, Result, fail, io_err};
+use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
+use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, generate, tokenizer_from_gguf};
 use crate::gguf::GgufFile;
 use crate::host::Guest;
 use crate::memory64::CacheStats;
@@ -25,6 +26,10 @@ pub struct Memory64Model {
     guest: Guest,
     info: ModelInfo,
     load_time: Duration,
+    /// The forward pass configuration, or why this model cannot generate.
+    arch: std::result::Result<ArchConfig, ChordError>,
+    /// The tokenizer, or why the file's cannot be used.
+    tokenizer: std::result::Result<Arc<Tokenizer>, ChordError>,
 }
 
 impl std::fmt::Debug for Memory64Model {
@@ -34,8 +39,79 @@ impl std::fmt::Debug for Memory64Model {
 }
 
 impl Memory64Model {
-    pub(super) fn new(path: PathBuf, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration) -> Self {
-        Self { path, gguf: Arc::new(gguf), units, plan, guest, info, load_time }
+    #[allow(clippy::too_many_arguments)] // reason: one internal call site (the loader).
+    pub(super) fn new(path: PathBuf, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
+        let tokenizer = tokenizer_from_gguf(&gguf);
+        Self { path, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
+    }
+
+    /// The model's tokenizer, or the typed error saying why the file's cannot be used.
+    pub fn tokenizer(&self) -> Result<&Arc<Tokenizer>> {
+        self.tokenizer.as_ref().map_err(Clone::clone)
+    }
+
+    /// Tokenizes `text` (see [`Tokenizer::tokenize`]).
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        Ok(self.tokenizer()?.tokenize(text, add_special, parse_special))
+    }
+
+    /// Generates from a text prompt, tokenized with BOS/EOS as the model says and special-token
+    /// text recognised.
+    pub fn generate(&mut self, prompt: &str, opts: &GenerateOptions, on_text: &mut dyn FnMut(&str), aborted: &dyn Fn() -> bool) -> Result<Generation> {
+        let ids = self.tokenize(prompt, true, true)?;
+        self.generate_tokens(&ids, opts, on_text, aborted)
+    }
+
+    /// The forward pass configuration, or the typed error saying why this model cannot run
+    /// (`ERR_UNSUPPORTED_ARCH`, `ERR_MODEL_MISSING_TENSOR`, `ERR_GGUF_BAD_METADATA`).
+    pub fn arch(&self) -> Result<&ArchConfig> {
+        self.arch.as_ref().map_err(Clone::clone)
+    }
+
+    /// Context positions of the KV cache.
+    pub fn context_length(&self) -> Result<u32> {
+        Ok(self.arch()?.cfg.n_ctx)
+    }
+
+    /// Runs the forward pass on `tokens` starting at position 0 (in batches) and returns the
+    /// logits (n_vocab) after the last one.
+    pub fn eval_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut logits = Vec::new();
+        let mut r = self.runner()?;
+        if tokens.is_empty() || tokens.len() > r.n_ctx() {
+            return fail(E::ContextTooLarge, format!("{} tokens for a context of {}", tokens.len(), r.n_ctx()));
+        }
+        let nb = r.n_batch();
+        for (i, b) in tokens.chunks(nb).enumerate() {
+            r.eval(b, i * nb, &mut logits)?;
+        }
+        Ok(logits)
+    }
+
+    /// Debug: runs `tokens` from position 0 recording layer `layer`'s intermediate tensors
+    /// (stage name, values for all tokens, row-major), for stage-by-stage comparison with
+    /// another implementation.
+    pub fn debug_layer(&mut self, tokens: &[u32], layer: u32) -> Result<Vec<(String, Vec<f32>)>> {
+        self.guest.debug_tap(Some(layer))?;
+        let r = self.eval_logits(tokens);
+        let records = self.guest.debug_tap_records();
+        self.guest.debug_tap(None)?;
+        r?;
+        records
+    }
+
+    /// Generates from prompt token ids (see [`crate::infer::generate`]).
+    pub fn generate_tokens(&mut self, prompt: &[u32], opts: &GenerateOptions, on_text: &mut dyn FnMut(&str), aborted: &dyn Fn() -> bool) -> Result<Generation> {
+        let mut r = self.runner()?;
+        generate(&mut r, prompt, opts, on_text, aborted)
+    }
+
+    fn runner(&mut self) -> Result<GuestRunner<'_>> {
+        let arch = self.arch.as_ref().map_err(Clone::clone)?;
+        let (n_ctx, n_batch, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_batch as usize, arch.cfg.n_vocab);
+        let tokenizer = self.tokenizer.as_ref().ok().cloned();
+        let stream = tokenizer.clone().map(|t| TextStream::new(t, false));
+        Ok(GuestRunner { guest: &mut self.guest, n_ctx, n_batch, n_vocab, tokenizer, stream })
     }
 
     /// Facts about the model.
@@ -174,6 +250,46 @@ impl Memory64Model {
     /// Memory mode.
     pub fn mode(&self) -> MemoryMode {
         self.plan.mode
+    }
+}
+
+/// The generation loop's view of a loaded model.
+struct GuestRunner<'a> {
+    guest: &'a mut Guest,
+    n_ctx: usize,
+    n_batch: usize,
+    n_vocab: u32,
+    tokenizer: Option<Arc<Tokenizer>>,
+    stream: Option<TextStream>,
+}
+
+impl Runner for GuestRunner<'_> {
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn n_batch(&self) -> usize {
+        self.n_batch
+    }
+
+    fn eval(&mut self, tokens: &[u32], pos: usize, logits: &mut Vec<f32>) -> Result<()> {
+        if let Some(&t) = tokens.iter().find(|&&t| t >= self.n_vocab) {
+            return fail(E::InvalidOption, format!("token id {t} is out of range (vocabulary has {} tokens)", self.n_vocab));
+        }
+        self.guest.eval(tokens, pos as u32)?;
+        self.guest.logits(logits)
+    }
+
+    fn is_eog(&self, id: u32) -> bool {
+        self.tokenizer.as_ref().is_some_and(|t| t.is_eog(id))
+    }
+
+    fn push_text(&mut self, id: u32) -> String {
+        self.stream.as_mut().map(|s| s.push(id)).unwrap_or_default()
+    }
+
+    fn finish_text(&mut self) -> String {
+        self.stream.take().map(TextStream::finish).unwrap_or_default()
     }
 }
 

@@ -2,6 +2,7 @@
 //! JS thread, and maps errors. The only module that imports napi.
 
 mod errors;
+mod generate;
 mod job;
 mod meta;
 mod model;

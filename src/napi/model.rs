@@ -1,7 +1,7 @@
 //! The `Model` class. Every method that touches the model runs off the JS thread (libuv pool)
 //! behind one lock per model, so concurrent calls are queued and safe.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
@@ -17,15 +17,20 @@ use crate::error::{ChordError, ErrorCode, Result as CoreResult};
 use crate::gguf::{GgufFile, GgufValue};
 use crate::model::{LoadHooks, Memory64GGUFLoader, Memory64Model};
 
-struct Shared {
+pub(super) struct Shared {
     model: Mutex<Option<Memory64Model>>,
     info: ModelInfo,
     gguf: Arc<GgufFile>,
     unit_names: Vec<String>,
+    /// The tokenizer (shared outside the model lock, so tokenizing never waits for a generation),
+    /// or why the file's tokenizer cannot be used.
+    pub(super) vocab: std::result::Result<Arc<crate::infer::Tokenizer>, ChordError>,
+    /// Set by `dispose()` before it takes the lock: running generations stop at once.
+    pub(super) closing: AtomicBool,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<Memory64Model>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Option<Memory64Model>> {
         self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -33,7 +38,7 @@ impl Shared {
 /// A GGUF model loaded into a sandboxed wasm32 guest. Create it with `Model.load`.
 #[napi]
 pub struct Model {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 fn disposed() -> ChordError {
@@ -98,7 +103,8 @@ impl Model {
         let info = ModelInfo::from_core(model.info(), model.load_time().as_secs_f64() * 1000.0);
         let gguf = model.gguf_arc();
         let unit_names = model.units().units.iter().map(|u| u.name.clone()).collect();
-        Self { shared: Arc::new(Shared { model: Mutex::new(Some(model)), info, gguf, unit_names }) }
+        let vocab = model.tokenizer().cloned();
+        Self { shared: Arc::new(Shared { model: Mutex::new(Some(model)), info, gguf, unit_names, vocab, closing: AtomicBool::new(false) }) }
     }
 
     /// Runs `f` on the model off the JS thread; rejects with `ERR_DISPOSED` after `dispose()`.
@@ -224,28 +230,27 @@ impl Model {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn dispose(&self) -> AsyncTask<Job<()>> {
         let shared = self.shared.clone();
+        shared.closing.store(true, Ordering::SeqCst);
         Job::task(move || {
             drop(shared.lock().take());
             Ok(())
         })
     }
 
-    /// Whether `dispose()` has completed.
+    /// Whether `dispose()` was called.
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
-        self.shared.lock().is_none()
+        self.shared.closing.load(Ordering::SeqCst)
     }
 }
 
-/// Adds `Model.prototype[Symbol.asyncDispose]` (calls `dispose()`), so `await using` works on
-/// runtimes that define `Symbol.asyncDispose` (Node 20.4+).
+/// Installs the JS wrappers (`src/napi/wrappers.js`): `generate` (a Promise) and `stream` (an
+/// async iterator) over the native `_generate`, and `[Symbol.asyncDispose]` (calls `dispose()`)
+/// on runtimes that define `Symbol.asyncDispose` (Node 20.4+).
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> Result<()> {
     let class: Unknown = exports.get_named_property("Model")?;
-    let install: Function<Unknown, Unknown> = env.run_script(
-        "(function (Model) { if (typeof Symbol.asyncDispose === 'symbol') \
-           Object.defineProperty(Model.prototype, Symbol.asyncDispose, { value: function () { return this.dispose() }, writable: true, configurable: true }) })",
-    )?;
+    let install: Function<Unknown, Unknown> = env.run_script(include_str!("wrappers.js"))?;
     install.call(class)?;
     Ok(())
 }

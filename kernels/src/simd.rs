@@ -1,0 +1,958 @@
+//! wasm32 SIMD kernels (simd128, plus relaxed-simd's `i32x4.relaxed_dot_i8x16_i7x16_add` when the
+//! target enables it). Each mirrors the scalar reference in [`crate::dot`] / [`crate::quant`]:
+//!
+//! - the integer part of every block dot is exact and equal to the reference (the relaxed i8×i7
+//!   dot is only fed a second operand in 0..=127, where it is deterministic; signed × signed
+//!   products use simd128 widening `i32x4.dot_i16x8_s`);
+//! - the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) compute exactly what the reference does
+//!   (ggml-cpu x86's order: 8 f32 lanes fused per block, `hsum_float_8`), so they equal it bit for
+//!   bit when `f32x4.relaxed_madd` is a fused multiply-add (Wasmtime on an x86-64 host with FMA,
+//!   or with `relaxed_simd_deterministic`);
+//! - the K-quants accumulate the per-block `d * isum` terms in 4 f32 lanes, reduced once per row,
+//!   so their float sum may differ from the reference's sequential sum by rounding (~1e-6 relative).
+//!
+//! Callers ([`crate::vec_dot`], [`crate::quantize_row`]) check slice lengths first; every raw load
+//! here stays inside `nb * type_size` bytes of its slice.
+
+use core::arch::wasm32::*;
+
+use crate::f16::{bf16_to_f32, f16_to_f32, f32_to_f16};
+use crate::types::*;
+
+/// Unaligned 16-byte load at byte `i` of `s`.
+///
+/// # Safety
+/// `i + 16 <= s.len()` (debug-checked).
+#[inline(always)]
+unsafe fn ld(s: &[u8], i: usize) -> v128 {
+    debug_assert!(i + 16 <= s.len());
+    // SAFETY: the caller guarantees 16 readable bytes at `i`; v128_load has no alignment needs.
+    unsafe { v128_load(s.as_ptr().add(i) as *const v128) }
+}
+
+/// Little-endian u16 at byte `i` of `s`, without a bounds check.
+///
+/// # Safety
+/// `i + 2 <= s.len()` (debug-checked).
+#[inline(always)]
+unsafe fn rd16(s: &[u8], i: usize) -> u16 {
+    debug_assert!(i + 2 <= s.len());
+    // SAFETY: the caller guarantees 2 readable bytes at `i`; read_unaligned needs no alignment.
+    u16::from_le(unsafe { core::ptr::read_unaligned(s.as_ptr().add(i) as *const u16) })
+}
+
+/// Little-endian u32 at byte `i` of `s`, without a bounds check.
+///
+/// # Safety
+/// `i + 4 <= s.len()` (debug-checked).
+#[inline(always)]
+unsafe fn rd32(s: &[u8], i: usize) -> u32 {
+    debug_assert!(i + 4 <= s.len());
+    // SAFETY: the caller guarantees 4 readable bytes at `i`; read_unaligned needs no alignment.
+    u32::from_le(unsafe { core::ptr::read_unaligned(s.as_ptr().add(i) as *const u32) })
+}
+
+/// Half at byte `i` of `s`, as f32.
+#[inline(always)]
+fn h(s: &[u8], i: usize) -> f32 {
+    f16_to_f32(rd_u16(s, i))
+}
+
+/// Half at byte `i` of `s`, as f32, without a bounds check.
+///
+/// # Safety
+/// `i + 2 <= s.len()`.
+#[inline(always)]
+unsafe fn hu(s: &[u8], i: usize) -> f32 {
+    // SAFETY: forwarded.
+    f16_to_f32(unsafe { rd16(s, i) })
+}
+
+/// The f32 `d` of the Q8_K block at byte `ba` of `a`, without a bounds check.
+///
+/// # Safety
+/// A Q8_K block starts at `ba`.
+#[inline(always)]
+unsafe fn q8k_d(a: &[u8], ba: usize) -> f32 {
+    // SAFETY: the first 4 bytes of the block.
+    f32::from_bits(unsafe { rd32(a, ba) })
+}
+
+/// Sum of the 4 i32 lanes.
+#[inline(always)]
+fn hsum_i32(v: v128) -> i32 {
+    let s = i32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let s = i32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
+    i32x4_extract_lane::<0>(s)
+}
+
+/// Sum of the 4 f32 lanes ((l0 + l2) + (l1 + l3)).
+#[inline(always)]
+fn hsum_f32(v: v128) -> f32 {
+    let s = f32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let s = f32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
+    f32x4_extract_lane::<0>(s)
+}
+
+/// Signed × signed byte dot with lane k = Σ a[j]·b[j] over the consecutive bytes j = 4k..4k+3
+/// (the grouping of the relaxed i8×i7 dot), in simd128: widen to i16, `i32x4.dot_i16x8_s` gives
+/// sums of adjacent pairs, then adjacent pair sums are added across the two halves.
+#[inline(always)]
+fn dot4_i8(a: v128, b: v128) -> v128 {
+    // (pairs 0..4) and (pairs 4..8): lane i holds bytes 2i, 2i+1 of its half.
+    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(a), i16x8_extend_low_i8x16(b));
+    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(a), i16x8_extend_high_i8x16(b));
+    i32x4_add(
+        i32x4_shuffle::<0, 2, 4, 6>(lo, hi),
+        i32x4_shuffle::<1, 3, 5, 7>(lo, hi),
+    )
+}
+
+/// `acc + Σ a[i]·q[i]` for signed `a` and `q` in 0..=127, lane k over bytes 4k..4k+3 (relaxed
+/// i8×i7 dot: deterministic there, since no pair of products can saturate an i16).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
+    i32x4_relaxed_dot_i8x16_i7x16_add(a, q, acc)
+}
+
+/// `acc + Σ a[i]·q[i]` for signed `a` and `q` in 0..=127, lane k over bytes 4k..4k+3 (simd128
+/// fallback).
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
+    i32x4_add(acc, dot4_i8(a, q))
+}
+
+/// `a·b + c` lane-wise, fused (`f32x4.relaxed_madd`; Wasmtime emits a single-rounding FMA on
+/// hosts that have one, equal to `_mm256_fmadd_ps` and to [`crate::dot::fma`]).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_relaxed_madd(a, b, c)
+}
+
+/// `a·b + c` lane-wise, rounded twice (simd128 has no FMA: not bit-exact with the reference).
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_add(f32x4_mul(a, b), c)
+}
+
+/// `acc += f32(isum) * d` lane-wise.
+#[inline(always)]
+fn fma_block(acc: v128, isum: v128, d: f32) -> v128 {
+    f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d)))
+}
+
+const ZERO: v128 = i32x4(0, 0, 0, 0);
+
+/// SIMD dot of weight row `w` (type `t`, `n` elements) with activation row `a` (t.vec_dot_type()).
+/// Lengths were checked by the caller.
+pub(crate) fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / t.block_size();
+    // SAFETY (all arms): the caller checked w.len() >= t.row_bytes(n) and
+    // a.len() >= t.vec_dot_type().row_bytes(n); the kernels read only inside those bytes.
+    unsafe {
+        match t {
+            GgmlType::F32 => dot_f32(n, w, a),
+            GgmlType::F16 => dot_half(n, w, a, false),
+            GgmlType::BF16 => dot_half(n, w, a, true),
+            GgmlType::Q4_0 => dot_q4_0(nb, w, a),
+            GgmlType::Q4_1 => dot_q4_1(nb, w, a),
+            GgmlType::Q5_0 => dot_q5_0(nb, w, a),
+            GgmlType::Q5_1 => dot_q5_1(nb, w, a),
+            GgmlType::Q8_0 => dot_q8_0(nb, w, a),
+            GgmlType::Q2_K => dot_q2_k(nb, w, a),
+            GgmlType::Q3_K => dot_q3_k(nb, w, a),
+            GgmlType::Q4_K => dot_q4_k(nb, w, a),
+            GgmlType::Q5_K => dot_q5_k(nb, w, a),
+            GgmlType::Q6_K => dot_q6_k(nb, w, a),
+            GgmlType::Q8_1 | GgmlType::Q8_K => f32::NAN,
+        }
+    }
+}
+
+/// F32 · F32: 4 accumulators of 4 lanes, tail scalar.
+///
+/// # Safety
+/// `w`, `a` hold at least `4 n` bytes.
+unsafe fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut acc = [f32x4_splat(0.0); 4];
+    let n16 = n / 16 * 16;
+    let mut i = 0;
+    while i < n16 {
+        for (k, ak) in acc.iter_mut().enumerate() {
+            let o = 4 * (i + 4 * k);
+            // SAFETY: o + 16 <= 4 * n16 <= 4 n.
+            let (x, y) = unsafe { (ld(w, o), ld(a, o)) };
+            *ak = f32x4_add(*ak, f32x4_mul(x, y));
+        }
+        i += 16;
+    }
+    let v = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
+    let mut s = hsum_f32(v);
+    for j in n16..n {
+        s += rd_f32(w, 4 * j) * rd_f32(a, 4 * j);
+    }
+    s
+}
+
+/// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included).
+#[inline(always)]
+fn f16x8_to_f32(v: v128) -> (v128, v128) {
+    let cvt = |u: v128| {
+        let sign = i32x4_shl(v128_and(u, u32x4_splat(0x8000)), 16);
+        let em = v128_and(u, u32x4_splat(0x7FFF));
+        // Rebias by multiplying the shifted bits by 2^112 (exact, also for subnormal halves).
+        let f = f32x4_mul(i32x4_shl(em, 13), f32x4_splat(f32::from_bits(0x7780_0000)));
+        let infnan = i32x4_eq(v128_and(u, u32x4_splat(0x7C00)), u32x4_splat(0x7C00));
+        let f = v128_or(f, v128_and(infnan, u32x4_splat(0x7F80_0000)));
+        v128_or(f, sign)
+    };
+    (
+        cvt(u32x4_extend_low_u16x8(v)),
+        cvt(u32x4_extend_high_u16x8(v)),
+    )
+}
+
+/// 8 bfloat16 (u16 lanes) → two f32x4.
+#[inline(always)]
+fn bf16x8_to_f32(v: v128) -> (v128, v128) {
+    (
+        i32x4_shl(u32x4_extend_low_u16x8(v), 16),
+        i32x4_shl(u32x4_extend_high_u16x8(v), 16),
+    )
+}
+
+/// F16·F16 or BF16·BF16: widen 8 at a time, products summed in f32 lanes, tail scalar.
+///
+/// # Safety
+/// `w`, `a` hold at least `2 n` bytes.
+unsafe fn dot_half(n: usize, w: &[u8], a: &[u8], bf: bool) -> f32 {
+    let cvt = if bf { bf16x8_to_f32 } else { f16x8_to_f32 };
+    let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let n8 = n / 8 * 8;
+    let mut i = 0;
+    while i < n8 {
+        // SAFETY: 2 i + 16 <= 2 n8 <= 2 n.
+        let (x, y) = unsafe { (ld(w, 2 * i), ld(a, 2 * i)) };
+        let ((x0, x1), (y0, y1)) = (cvt(x), cvt(y));
+        acc0 = f32x4_add(acc0, f32x4_mul(x0, y0));
+        acc1 = f32x4_add(acc1, f32x4_mul(x1, y1));
+        i += 8;
+    }
+    let mut s = hsum_f32(f32x4_add(acc0, acc1));
+    let c: fn(u16) -> f32 = if bf { bf16_to_f32 } else { f16_to_f32 };
+    for j in n8..n {
+        s += c(rd_u16(w, 2 * j)) * c(rd_u16(a, 2 * j));
+    }
+    s
+}
+
+/// The halves at byte `wo` of 4 consecutive weight blocks (stride `wts`) and at `ao` of 4
+/// activation blocks (stride `ats`), starting at block `ib`, as (weights f32x4, activations f32x4).
+///
+/// # Safety
+/// Blocks `ib .. ib+4` exist in both rows and the offsets lie inside a block.
+#[inline(always)]
+unsafe fn halves4(
+    w: &[u8],
+    wts: usize,
+    wo: usize,
+    a: &[u8],
+    ats: usize,
+    ao: usize,
+    ib: usize,
+) -> (v128, v128) {
+    // SAFETY: inside blocks ib .. ib+4 (caller).
+    let hw = |k: usize| unsafe { rd16(w, (ib + k) * wts + wo) };
+    // SAFETY: as above.
+    let ha = |k: usize| unsafe { rd16(a, (ib + k) * ats + ao) };
+    f16x8_to_f32(u16x8(
+        hw(0),
+        hw(1),
+        hw(2),
+        hw(3),
+        ha(0),
+        ha(1),
+        ha(2),
+        ha(3),
+    ))
+}
+
+/// The 8 exact integer lane sums of the weight block at byte `bw` of `w` with the activation
+/// block at `ba` of `a`: (lanes 0..4, lanes 4..8), lane k = Σ of the products of elements
+/// 4k..4k+3 (unsafe: reads the blocks without bounds checks).
+type LanesFn = unsafe fn(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128);
+
+/// A 32-element block format for [`dot_blocks32`]: sizes, offsets and the integer lane sums.
+struct Fmt32 {
+    /// Bytes per weight block.
+    wts: usize,
+    /// Bytes per activation block (34 for Q8_0, 36 for Q8_1).
+    ats: usize,
+    /// Byte offset of the weight min `m` (Q4_1/Q5_1), if any; the activation `s` is at byte 2.
+    m_off: Option<usize>,
+    /// The integer lane sums of one block pair.
+    lanes: LanesFn,
+}
+
+/// The running state of [`dot_blocks32`]: the 8 f32 lanes of ggml-cpu's `acc` (`__m256`) as two
+/// f32x4, and the scalar `summs` of the types with a minimum.
+struct Acc32 {
+    /// Lanes 0..4.
+    lo: v128,
+    /// Lanes 4..8.
+    hi: v128,
+    /// Σ m_w·s_a in every lane, each term fused by [`madd`]: the same single rounding as
+    /// [`crate::dot::fma`], but a 4-cycle FMA instead of a scalar f64 chain (which cost a third
+    /// of the Q4_1/Q5_1 throughput).
+    summs: v128,
+}
+
+/// Adds block `ib` to `acc`: `lane_k = fma(d, isum_k, lane_k)` with `d` (= d_w·d_a) splatted.
+///
+/// # Safety
+/// Block `ib` exists in both rows (and `f.lanes` reads only inside it).
+#[inline(always)]
+unsafe fn block32(w: &[u8], a: &[u8], f: &Fmt32, ib: usize, d: v128, acc: &mut Acc32) {
+    // SAFETY: block ib exists (caller).
+    let (s0, s1) = unsafe { (f.lanes)(w, ib * f.wts, a, ib * f.ats) };
+    acc.lo = madd(f32x4_convert_i32x4(s0), d, acc.lo);
+    acc.hi = madd(f32x4_convert_i32x4(s1), d, acc.hi);
+}
+
+/// Block `ib + K` of a group of 4 whose `d_w·d_a` are the lanes of `d4` and (for types with a
+/// minimum) whose `m_w`, `s_a` are the lanes of `ms4`.
+///
+/// # Safety
+/// Block `ib + K` exists in both rows.
+#[inline(always)]
+unsafe fn block32_of4<const K: usize>(
+    w: &[u8],
+    a: &[u8],
+    f: &Fmt32,
+    ib: usize,
+    d4: v128,
+    ms4: Option<(v128, v128)>,
+    acc: &mut Acc32,
+) {
+    // SAFETY: forwarded.
+    unsafe { block32(w, a, f, ib + K, i32x4_shuffle::<K, K, K, K>(d4, d4), acc) };
+    if let Some((m, s)) = ms4 {
+        // Lane K is fma(m_K, s_K, summs); splat it so that every lane holds summs again.
+        let t = madd(m, s, acc.summs);
+        acc.summs = i32x4_shuffle::<K, K, K, K>(t, t);
+    }
+}
+
+/// Σ over blocks in the order of [`crate::dot`]'s `blocks32` (ggml-cpu x86
+/// `ggml_vec_dot_q{4,5,8}_{0,1}_q8_{0,1}`), bit for bit: one block at a time, its 8 integer lane
+/// sums converted to f32 and fused into 8 f32 lanes by `d_w·d_a`; `m_w·s_a` fused into a scalar
+/// (`summs`, kept in a vector lane);
+/// at the end `hsum_float_8` of the lanes plus the scalar. The f16 deltas (and mins) of 4 blocks
+/// are converted and multiplied together (the f32 products are the same as one at a time).
+///
+/// # Safety
+/// `w` holds `nb` blocks of `f.wts` bytes and `a` `nb` blocks of `f.ats`, and `f.lanes` only
+/// reads inside the blocks it is given.
+#[inline(always)]
+unsafe fn dot_blocks32(nb: usize, w: &[u8], a: &[u8], f: &Fmt32) -> f32 {
+    let mut acc = Acc32 {
+        lo: f32x4_splat(0.0),
+        hi: f32x4_splat(0.0),
+        summs: f32x4_splat(0.0),
+    };
+    let nb4 = nb / 4 * 4;
+    let mut ib = 0;
+    while ib < nb4 {
+        // SAFETY: blocks ib .. ib+4 exist (ib + 4 <= nb4 <= nb); d is at byte 0 of both.
+        let (dw, da) = unsafe { halves4(w, f.wts, 0, a, f.ats, 0, ib) };
+        let d4 = f32x4_mul(dw, da);
+        // SAFETY: m (weights) and s (Q8_1 activations) lie inside blocks ib .. ib+4.
+        let ms4 = f
+            .m_off
+            .map(|mo| unsafe { halves4(w, f.wts, mo, a, f.ats, 2, ib) });
+        // SAFETY: blocks ib .. ib+4 exist.
+        unsafe {
+            block32_of4::<0>(w, a, f, ib, d4, ms4, &mut acc);
+            block32_of4::<1>(w, a, f, ib, d4, ms4, &mut acc);
+            block32_of4::<2>(w, a, f, ib, d4, ms4, &mut acc);
+            block32_of4::<3>(w, a, f, ib, d4, ms4, &mut acc);
+        }
+        ib += 4;
+    }
+    for ib in nb4..nb {
+        let (bw, ba) = (ib * f.wts, ib * f.ats);
+        // SAFETY: block ib exists.
+        unsafe { block32(w, a, f, ib, f32x4_splat(h(w, bw) * h(a, ba)), &mut acc) };
+        if let Some(mo) = f.m_off {
+            let (m, s) = (f32x4_splat(h(w, bw + mo)), f32x4_splat(h(a, ba + 2)));
+            acc.summs = madd(m, s, acc.summs);
+        }
+    }
+    // hsum_float_8: (l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3)).
+    hsum_f32(f32x4_add(acc.hi, acc.lo)) + f32x4_extract_lane::<0>(acc.summs)
+}
+
+/// Q8_0 block: signed × signed lane sums via widening i16 dots.
+///
+/// # Safety
+/// Blocks of 34 bytes at `bw` in `w` and `ba` in `a`.
+#[inline(always)]
+unsafe fn lanes_q8_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: bytes +2 .. +34 of each block.
+    let (x0, x1, y0, y1) =
+        unsafe { (ld(w, bw + 2), ld(w, bw + 18), ld(a, ba + 2), ld(a, ba + 18)) };
+    (dot4_i8(x0, y0), dot4_i8(x1, y1))
+}
+
+/// Low and high nibbles of 16 bytes.
+#[inline(always)]
+fn nibbles(q: v128) -> (v128, v128) {
+    (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4))
+}
+
+/// Lane sums of `y`·(`q` − `off`) for `q`, `off` in 0..=127: the dot of the unsigned quants
+/// minus `off`·Σy, corrected per lane so that each lane is the exact sum of its 4 products.
+#[inline(always)]
+fn dot_u7_minus(y: v128, q: v128, off: v128) -> v128 {
+    i32x4_sub(dot_u7(y, q, ZERO), dot_u7(y, off, ZERO))
+}
+
+/// Q4_0 block: lanes of (nibble − 8)·a; low nibbles are elements 0..16, high 16..32.
+///
+/// # Safety
+/// An 18-byte block at `bw` in `w`, a 34-byte one at `ba` in `a`.
+#[inline(always)]
+unsafe fn lanes_q4_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: qs at +2 .. +18; activation quants at +2 .. +34.
+    let (q, y0, y1) = unsafe { (ld(w, bw + 2), ld(a, ba + 2), ld(a, ba + 18)) };
+    let ((lo, hi), eight) = (nibbles(q), u8x16_splat(8));
+    (dot_u7_minus(y0, lo, eight), dot_u7_minus(y1, hi, eight))
+}
+
+/// Q4_1 block: lanes of raw nibbles · a.
+///
+/// # Safety
+/// A 20-byte block at `bw` in `w`, a 36-byte one at `ba` in `a`.
+#[inline(always)]
+unsafe fn lanes_q4_1(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: qs at +4 .. +20; activation quants at +4 .. +36.
+    let (q, y0, y1) = unsafe { (ld(w, bw + 4), ld(a, ba + 4), ld(a, ba + 20)) };
+    let (lo, hi) = nibbles(q);
+    (dot_u7(y0, lo, ZERO), dot_u7(y1, hi, ZERO))
+}
+
+/// 0x10 in the lanes of 32 elements whose bit in `qh` is set: (elements 0..16, 16..32).
+#[inline(always)]
+fn q5_high(qh: u32) -> (v128, v128) {
+    let v = u32x4_splat(qh);
+    let lo = i8x16_shuffle::<0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1>(v, v);
+    let hi = i8x16_shuffle::<2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3>(v, v);
+    let bits = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    let f = |x: v128| v128_and(i8x16_eq(v128_and(x, bits), bits), u8x16_splat(0x10));
+    (f(lo), f(hi))
+}
+
+/// The two 16-lane vectors of 5-bit quants (0..=31) of a Q5 block.
+///
+/// # Safety
+/// `b` holds 4 bytes of `qh` at `qh_off` and 16 of `qs` at `qs_off`.
+#[inline(always)]
+unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
+    // SAFETY: 4 bytes at qh_off (caller).
+    let (h0, h1) = q5_high(unsafe { rd32(b, qh_off) });
+    // SAFETY: 16 bytes at qs_off (caller).
+    let (lo, hi) = nibbles(unsafe { ld(b, qs_off) });
+    (v128_or(lo, h0), v128_or(hi, h1))
+}
+
+/// Q5_0 block: lanes of (5-bit quant − 16)·a.
+///
+/// # Safety
+/// A 22-byte block at `bw` in `w`, a 34-byte one at `ba` in `a`.
+#[inline(always)]
+unsafe fn lanes_q5_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: qh at +2, qs at +6 .. +22; activation quants at +2 .. +34.
+    let ((q0, q1), y0, y1) =
+        unsafe { (q5_quants(w, bw + 2, bw + 6), ld(a, ba + 2), ld(a, ba + 18)) };
+    let sixteen = u8x16_splat(16);
+    (dot_u7_minus(y0, q0, sixteen), dot_u7_minus(y1, q1, sixteen))
+}
+
+/// Q5_1 block: lanes of raw 5-bit quants · a.
+///
+/// # Safety
+/// A 24-byte block at `bw` in `w`, a 36-byte one at `ba` in `a`.
+#[inline(always)]
+unsafe fn lanes_q5_1(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: qh at +4, qs at +8 .. +24; activation quants at +4 .. +36.
+    let ((q0, q1), y0, y1) =
+        unsafe { (q5_quants(w, bw + 4, bw + 8), ld(a, ba + 4), ld(a, ba + 20)) };
+    (dot_u7(y0, q0, ZERO), dot_u7(y1, q1, ZERO))
+}
+
+/// Q8_0 · Q8_0. # Safety: `nb` blocks in each row.
+unsafe fn dot_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let f = Fmt32 {
+        wts: 34,
+        ats: 34,
+        m_off: None,
+        lanes: lanes_q8_0,
+    };
+    // SAFETY: forwarded; lanes_q8_0 reads inside its blocks.
+    unsafe { dot_blocks32(nb, w, a, &f) }
+}
+
+/// Q4_0 · Q8_0. # Safety: `nb` blocks in each row.
+unsafe fn dot_q4_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let f = Fmt32 {
+        wts: 18,
+        ats: 34,
+        m_off: None,
+        lanes: lanes_q4_0,
+    };
+    // SAFETY: forwarded; lanes_q4_0 reads inside its blocks.
+    unsafe { dot_blocks32(nb, w, a, &f) }
+}
+
+/// Q4_1 · Q8_1. # Safety: `nb` blocks in each row.
+unsafe fn dot_q4_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let f = Fmt32 {
+        wts: 20,
+        ats: 36,
+        m_off: Some(2),
+        lanes: lanes_q4_1,
+    };
+    // SAFETY: forwarded; lanes_q4_1 reads inside its blocks.
+    unsafe { dot_blocks32(nb, w, a, &f) }
+}
+
+/// Q5_0 · Q8_0. # Safety: `nb` blocks in each row.
+unsafe fn dot_q5_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let f = Fmt32 {
+        wts: 22,
+        ats: 34,
+        m_off: None,
+        lanes: lanes_q5_0,
+    };
+    // SAFETY: forwarded; lanes_q5_0 reads inside its blocks.
+    unsafe { dot_blocks32(nb, w, a, &f) }
+}
+
+/// Q5_1 · Q8_1. # Safety: `nb` blocks in each row.
+unsafe fn dot_q5_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let f = Fmt32 {
+        wts: 24,
+        ats: 36,
+        m_off: Some(2),
+        lanes: lanes_q5_1,
+    };
+    // SAFETY: forwarded; lanes_q5_1 reads inside its blocks.
+    unsafe { dot_blocks32(nb, w, a, &f) }
+}
+
+/// Bytes of a Q8_K block.
+const Q8K_BYTES: usize = 292;
+
+/// `acc + v * s` on i32 lanes.
+#[inline(always)]
+fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
+    i32x4_add(acc, i32x4_mul(v, i32x4_splat(s)))
+}
+
+/// Σ bsums[j] · c[j] over the 16 groups of a Q8_K block, as i32x4 partial sums; `c` are 16 i8.
+///
+/// # Safety
+/// `a` holds a Q8_K block at `ba`.
+#[inline(always)]
+unsafe fn bsums_dot(a: &[u8], ba: usize, c: v128) -> v128 {
+    // SAFETY: bsums are 32 bytes at ba + 260 .. ba + 292.
+    let (b0, b1) = unsafe { (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16)) };
+    i32x4_add(
+        i32x4_dot_i16x8(b0, i16x8_extend_low_i8x16(c)),
+        i32x4_dot_i16x8(b1, i16x8_extend_high_i8x16(c)),
+    )
+}
+
+/// Q2_K · Q8_K.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
+unsafe fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+    let three = u8x16_splat(3);
+    for ib in 0..nb {
+        let (bw, ba) = (ib * 84, ib * Q8K_BYTES);
+        let sc = &w[bw + off::Q2K_SCALES..bw + off::Q2K_SCALES + 16];
+        // SAFETY: scales are 16 bytes at the block start.
+        let scv = unsafe { ld(w, bw + off::Q2K_SCALES) };
+        // SAFETY: Q8_K block ib.
+        let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
+        let mut isum = ZERO;
+        for n in 0..2 {
+            // SAFETY: qs are 64 bytes at bw + 16.
+            let (q0, q1) = unsafe {
+                (
+                    ld(w, bw + off::Q2K_QS + 32 * n),
+                    ld(w, bw + off::Q2K_QS + 32 * n + 16),
+                )
+            };
+            for j in 0..4 {
+                let e = 128 * n + 32 * j;
+                let sh = 2 * j as u32;
+                // SAFETY: activation quants e .. e+32 of block ib.
+                let (y0, y1) = unsafe { (ld(a, ba + 4 + e), ld(a, ba + 4 + e + 16)) };
+                let d0 = dot_u7(y0, v128_and(u8x16_shr(q0, sh), three), ZERO);
+                let d1 = dot_u7(y1, v128_and(u8x16_shr(q1, sh), three), ZERO);
+                isum = madd_scale(isum, d0, (sc[e / 16] & 0xF) as i32);
+                isum = madd_scale(isum, d1, (sc[e / 16 + 1] & 0xF) as i32);
+            }
+        }
+        // SAFETY: Q8_K block ib.
+        let dy = unsafe { q8k_d(a, ba) };
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q2K_D) } * dy);
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        accm += (unsafe { hu(w, bw + off::Q2K_DMIN) } * dy) * summs as f32;
+    }
+    hsum_f32(acc) - accm
+}
+
+/// Q3_K · Q8_K: quants 0..=7 (low 2 bits | high bit << 2), minus 4·Σ scale·bsum.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
+unsafe fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let (three, four) = (u8x16_splat(3), u8x16_splat(4));
+    for ib in 0..nb {
+        let (bw, ba) = (ib * 110, ib * Q8K_BYTES);
+        let sc = q3k_scales(&w[bw + off::Q3K_SCALES..bw + off::Q3K_SCALES + 12]);
+        let scv = i8x16(
+            sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11],
+            sc[12], sc[13], sc[14], sc[15],
+        );
+        // SAFETY: Q8_K block ib.
+        let corr = unsafe { bsums_dot(a, ba, scv) };
+        // SAFETY: hmask is 32 bytes at the block start.
+        let (m0, m1) = unsafe { (ld(w, bw + off::Q3K_HMASK), ld(w, bw + off::Q3K_HMASK + 16)) };
+        let mut isum = ZERO;
+        for n in 0..2 {
+            // SAFETY: qs are 64 bytes at bw + 32.
+            let (q0, q1) = unsafe {
+                (
+                    ld(w, bw + off::Q3K_QS + 32 * n),
+                    ld(w, bw + off::Q3K_QS + 32 * n + 16),
+                )
+            };
+            for j in 0..4 {
+                let e = 128 * n + 32 * j;
+                let (sh, hb) = (2 * j as u32, (4 * n + j) as u32);
+                let v0 = v128_or(
+                    v128_and(u8x16_shr(q0, sh), three),
+                    v128_and(i8x16_shl(u8x16_shr(m0, hb), 2), four),
+                );
+                let v1 = v128_or(
+                    v128_and(u8x16_shr(q1, sh), three),
+                    v128_and(i8x16_shl(u8x16_shr(m1, hb), 2), four),
+                );
+                // SAFETY: activation quants e .. e+32 of block ib.
+                let (y0, y1) = unsafe { (ld(a, ba + 4 + e), ld(a, ba + 4 + e + 16)) };
+                isum = madd_scale(isum, dot_u7(y0, v0, ZERO), sc[e / 16] as i32);
+                isum = madd_scale(isum, dot_u7(y1, v1, ZERO), sc[e / 16 + 1] as i32);
+            }
+        }
+        let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
+    }
+    hsum_f32(acc)
+}
+
+/// The 8 scales and 8 mins (6-bit) of a Q4_K/Q5_K header, as two little-endian u64 of bytes.
+#[inline(always)]
+fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
+    let u = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let (u0, u1, u2) = (u(0), u(4), u(8));
+    let sc_lo = u0 & 0x3F3F_3F3F;
+    let sc_hi = (u2 & 0x0F0F_0F0F) | (((u0 >> 6) & 0x0303_0303) << 4);
+    let mn_lo = u1 & 0x3F3F_3F3F;
+    let mn_hi = ((u2 >> 4) & 0x0F0F_0F0F) | (((u1 >> 6) & 0x0303_0303) << 4);
+    (
+        (sc_lo as u64) | ((sc_hi as u64) << 32),
+        (mn_lo as u64) | ((mn_hi as u64) << 32),
+    )
+}
+
+/// Σ_j bsums[j] · mins[j/2] for a Q4_K/Q5_K block (mins as 8 bytes in a u64).
+///
+/// # Safety
+/// `a` holds a Q8_K block at `ba`.
+#[inline(always)]
+unsafe fn k4_summs(a: &[u8], ba: usize, mins: u64) -> i32 {
+    let m = u64x2_splat(mins);
+    let m = i8x16_shuffle::<0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7>(m, m);
+    // SAFETY: forwarded.
+    hsum_i32(unsafe { bsums_dot(a, ba, m) })
+}
+
+/// Q4_K · Q8_K.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 144 bytes, `a` `nb` Q8_K blocks.
+unsafe fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+    for ib in 0..nb {
+        let (bw, ba) = (ib * 144, ib * Q8K_BYTES);
+        let (scales, mins) = k4_scales_mins(&w[bw + off::Q4K_SCALES..bw + off::Q4K_SCALES + 12]);
+        // SAFETY: Q8_K block ib.
+        let summs = unsafe { k4_summs(a, ba, mins) };
+        let mut isum = ZERO;
+        for j in 0..4 {
+            let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + 4 + 64 * j);
+            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
+            let (q0, q1, y0, y1, y2, y3) = unsafe {
+                (
+                    ld(w, qo),
+                    ld(w, qo + 16),
+                    ld(a, e),
+                    ld(a, e + 16),
+                    ld(a, e + 32),
+                    ld(a, e + 48),
+                )
+            };
+            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+            let dl = dot_u7(y1, l1, dot_u7(y0, l0, ZERO));
+            let dh = dot_u7(y3, h1, dot_u7(y2, h0, ZERO));
+            isum = madd_scale(isum, dl, ((scales >> (16 * j)) & 0xFF) as i32);
+            isum = madd_scale(isum, dh, ((scales >> (16 * j + 8)) & 0xFF) as i32);
+        }
+        // SAFETY: Q8_K block ib.
+        let dy = unsafe { q8k_d(a, ba) };
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        acc = fma_block(acc, isum, unsafe { hu(w, bw) } * dy);
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        accm += (unsafe { hu(w, bw + off::Q4K_DMIN) } * dy) * summs as f32;
+    }
+    hsum_f32(acc) - accm
+}
+
+/// Q5_K · Q8_K.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 176 bytes, `a` `nb` Q8_K blocks.
+unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+    let b4 = u8x16_splat(0x10);
+    for ib in 0..nb {
+        let (bw, ba) = (ib * 176, ib * Q8K_BYTES);
+        let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
+        // SAFETY: Q8_K block ib.
+        let summs = unsafe { k4_summs(a, ba, mins) };
+        // SAFETY: qh is 32 bytes at bw + 16.
+        let (qh0, qh1) = unsafe { (ld(w, bw + off::Q5K_QH), ld(w, bw + off::Q5K_QH + 16)) };
+        let mut isum = ZERO;
+        for j in 0..4 {
+            let (qo, e) = (bw + off::Q5K_QS + 32 * j, ba + 4 + 64 * j);
+            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
+            let (q0, q1, y0, y1, y2, y3) = unsafe {
+                (
+                    ld(w, qo),
+                    ld(w, qo + 16),
+                    ld(a, e),
+                    ld(a, e + 16),
+                    ld(a, e + 32),
+                    ld(a, e + 48),
+                )
+            };
+            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+            let sh = 2 * j as u32;
+            let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
+            let l0 = v128_or(l0, v128_and(i8x16_shl(s0, 4), b4));
+            let l1 = v128_or(l1, v128_and(i8x16_shl(s1, 4), b4));
+            let h0 = v128_or(h0, v128_and(i8x16_shl(s0, 3), b4));
+            let h1 = v128_or(h1, v128_and(i8x16_shl(s1, 3), b4));
+            let dl = dot_u7(y1, l1, dot_u7(y0, l0, ZERO));
+            let dh = dot_u7(y3, h1, dot_u7(y2, h0, ZERO));
+            isum = madd_scale(isum, dl, ((scales >> (16 * j)) & 0xFF) as i32);
+            isum = madd_scale(isum, dh, ((scales >> (16 * j + 8)) & 0xFF) as i32);
+        }
+        // SAFETY: Q8_K block ib.
+        let dy = unsafe { q8k_d(a, ba) };
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        acc = fma_block(acc, isum, unsafe { hu(w, bw) } * dy);
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        accm += (unsafe { hu(w, bw + off::Q5K_DMIN) } * dy) * summs as f32;
+    }
+    hsum_f32(acc) - accm
+}
+
+/// Q6_K · Q8_K: quants 0..=63, minus 32·Σ scale·bsum.
+///
+/// # Safety
+/// `w` holds `nb` blocks of 210 bytes, `a` `nb` Q8_K blocks.
+unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let (m4, m30) = (u8x16_splat(0x0F), u8x16_splat(0x30));
+    for ib in 0..nb {
+        let (bw, ba) = (ib * 210, ib * Q8K_BYTES);
+        let sc = &w[bw + off::Q6K_SCALES..bw + off::Q6K_SCALES + 16];
+        // SAFETY: 16 scale bytes; Q8_K block ib.
+        let corr = unsafe { bsums_dot(a, ba, ld(w, bw + off::Q6K_SCALES)) };
+        let mut isum = ZERO;
+        for n in 0..2 {
+            let (lo, ho) = (bw + off::Q6K_QL + 64 * n, bw + off::Q6K_QH + 32 * n);
+            // SAFETY: 64 ql bytes and 32 qh bytes of half n.
+            let (l0, l1, l2, l3, h0, h1) = unsafe {
+                (
+                    ld(w, lo),
+                    ld(w, lo + 16),
+                    ld(w, lo + 32),
+                    ld(w, lo + 48),
+                    ld(w, ho),
+                    ld(w, ho + 16),
+                )
+            };
+            // (k, low nibbles source, high bits placed at 0x30) for the 4 groups of 32 elements.
+            let qs: [(v128, v128); 4] = [
+                (
+                    v128_or(v128_and(l0, m4), v128_and(i8x16_shl(h0, 4), m30)),
+                    v128_or(v128_and(l1, m4), v128_and(i8x16_shl(h1, 4), m30)),
+                ),
+                (
+                    v128_or(v128_and(l2, m4), v128_and(i8x16_shl(h0, 2), m30)),
+                    v128_or(v128_and(l3, m4), v128_and(i8x16_shl(h1, 2), m30)),
+                ),
+                (
+                    v128_or(u8x16_shr(l0, 4), v128_and(h0, m30)),
+                    v128_or(u8x16_shr(l1, 4), v128_and(h1, m30)),
+                ),
+                (
+                    v128_or(u8x16_shr(l2, 4), v128_and(u8x16_shr(h0, 2), m30)),
+                    v128_or(u8x16_shr(l3, 4), v128_and(u8x16_shr(h1, 2), m30)),
+                ),
+            ];
+            for (k, (v0, v1)) in qs.iter().enumerate() {
+                let e = 128 * n + 32 * k;
+                // SAFETY: activation quants e .. e+32 of block ib.
+                let (y0, y1) = unsafe { (ld(a, ba + 4 + e), ld(a, ba + 4 + e + 16)) };
+                isum = madd_scale(isum, dot_u7(y0, *v0, ZERO), sc[e / 16] as i8 as i32);
+                isum = madd_scale(isum, dot_u7(y1, *v1, ZERO), sc[e / 16 + 1] as i8 as i32);
+            }
+        }
+        let isum = i32x4_sub(isum, i32x4_shl(corr, 5));
+        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q6K_D) * q8k_d(a, ba) });
+    }
+    hsum_f32(acc)
+}
+
+/// SIMD activation quantizer for Q8_0 / Q8_1 (x86 numerics, see [`crate::quant::quantize_row_scalar`])
+/// and Q8_K (`quantize_row_q8_K_ref` numerics). Lengths were checked by the caller.
+pub(crate) fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
+    match t {
+        GgmlType::Q8_0 | GgmlType::Q8_1 => {
+            let ts = t.type_size();
+            for (xb, yb) in x.chunks_exact(32).zip(out.chunks_exact_mut(ts)) {
+                q8_block(xb, yb, t == GgmlType::Q8_1);
+            }
+            true
+        }
+        GgmlType::Q8_K => {
+            for (xb, yb) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(Q8K_BYTES)) {
+                q8k_block(xb, yb);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Loads f32 lanes `4k .. 4k+4` of `x`.
+#[inline(always)]
+fn ldf(x: &[f32], k: usize) -> v128 {
+    let c = &x[4 * k..4 * k + 4];
+    // SAFETY: `c` is 4 valid f32 (16 bytes); v128_load has no alignment needs.
+    unsafe { v128_load(c.as_ptr() as *const v128) }
+}
+
+/// Max of the 4 f32 lanes.
+#[inline(always)]
+fn hmax_f32(v: v128) -> f32 {
+    let m = f32x4_max(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let m = f32x4_max(m, i32x4_shuffle::<1, 0, 3, 2>(m, m));
+    f32x4_extract_lane::<0>(m)
+}
+
+/// Stores 16 i32 lanes (4 vectors, values in i8 range) as 16 i8 at `out[o..o+16]`.
+#[inline(always)]
+fn store_i8x16(out: &mut [u8], o: usize, q: [v128; 4]) {
+    let a = i16x8_narrow_i32x4(q[0], q[1]);
+    let b = i16x8_narrow_i32x4(q[2], q[3]);
+    let dst = &mut out[o..o + 16];
+    // SAFETY: `dst` is 16 writable bytes; v128_store has no alignment needs.
+    unsafe { v128_store(dst.as_mut_ptr() as *mut v128, i8x16_narrow_i16x8(a, b)) }
+}
+
+/// (32) → block_q8_0 / block_q8_1 with ggml-cpu x86 numerics (`id = 127/amax`, round half even).
+fn q8_block(x: &[f32], y: &mut [u8], with_sum: bool) {
+    let v: [v128; 8] = core::array::from_fn(|k| ldf(x, k));
+    let mut m = f32x4_abs(v[0]);
+    for vk in &v[1..] {
+        m = f32x4_max(m, f32x4_abs(*vk));
+    }
+    let amax = hmax_f32(m);
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    wr_u16(y, 0, f32_to_f16(d));
+    let q: [v128; 8] = core::array::from_fn(|k| {
+        i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v[k], f32x4_splat(id))))
+    });
+    let qs = if with_sum { off::Q8_1_QS } else { off::Q8_0_QS };
+    store_i8x16(y, qs, [q[0], q[1], q[2], q[3]]);
+    store_i8x16(y, qs + 16, [q[4], q[5], q[6], q[7]]);
+    if with_sum {
+        let s = q.iter().fold(ZERO, |s, v| i32x4_add(s, *v));
+        wr_u16(y, off::Q8_1_S, f32_to_f16(d * hsum_i32(s) as f32));
+    }
+}
+
+/// (256) → block_q8_K as `quantize_row_q8_K_ref` (iscale = -127/max, nearest even, min 127).
+fn q8k_block(x: &[f32], y: &mut [u8]) {
+    let (mut vmax, mut vmin) = (ldf(x, 0), ldf(x, 0));
+    for k in 1..64 {
+        let v = ldf(x, k);
+        vmax = f32x4_max(vmax, v);
+        vmin = f32x4_min(vmin, v);
+    }
+    let (hi, lo) = (hmax_f32(vmax), -hmax_f32(f32x4_neg(vmin)));
+    let amax = if hi > -lo { hi } else { -lo };
+    if amax.is_nan() || amax <= 0.0 {
+        // All zero (or NaN): defer to the reference, which writes the same zero block.
+        crate::quant::q8_k_block(x, y);
+        return;
+    }
+    let max = if hi == amax && -lo == amax {
+        // Both signs reach |max|: the first such element decides, as in the reference loop.
+        *x.iter().find(|v| v.abs() == amax).unwrap_or(&amax)
+    } else if hi == amax {
+        hi
+    } else {
+        lo
+    };
+    let iscale = -127.0 / max;
+    let (vs, c127) = (f32x4_splat(iscale), i32x4_splat(127));
+    for g in 0..16 {
+        let q: [v128; 4] = core::array::from_fn(|k| {
+            let v = f32x4_nearest(f32x4_mul(ldf(x, 4 * g + k), vs));
+            i32x4_min(i32x4_trunc_sat_f32x4(v), c127)
+        });
+        store_i8x16(y, off::Q8K_QS + 16 * g, q);
+        let s = hsum_i32(i32x4_add(i32x4_add(q[0], q[1]), i32x4_add(q[2], q[3])));
+        wr_u16(y, off::Q8K_BSUMS + 2 * g, s as i16 as u16);
+    }
+    y[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+}

@@ -1,0 +1,378 @@
+//! ggml type ids, block sizes and the `#[repr(C)]` block layouts, ported from the declarations in
+//! llama.cpp's `ggml/src/ggml-common.h` (names kept verbatim, e.g. `block_q4_K` → [`BlockQ4K`]).
+//!
+//! The kernels read blocks out of `&[u8]` (GGUF tensor data is only 1-byte aligned in guest memory),
+//! using the field offsets of these structs (`core::mem::offset_of!`) as the single source of truth.
+
+use core::mem::{offset_of, size_of};
+
+/// Elements per block of `Q4_0`.
+pub const QK4_0: usize = 32;
+/// Elements per block of `Q4_1`.
+pub const QK4_1: usize = 32;
+/// Elements per block of `Q5_0`.
+pub const QK5_0: usize = 32;
+/// Elements per block of `Q5_1`.
+pub const QK5_1: usize = 32;
+/// Elements per block of `Q8_0`.
+pub const QK8_0: usize = 32;
+/// Elements per block of `Q8_1`.
+pub const QK8_1: usize = 32;
+/// Elements per super-block of the K-quants (`Q2_K` .. `Q8_K`).
+pub const QK_K: usize = 256;
+/// Bytes of packed 6-bit scales/mins in `Q4_K`/`Q5_K` (`K_SCALE_SIZE` in ggml-common.h).
+pub const K_SCALE_SIZE: usize = 12;
+
+/// `block_q4_0`: 32 weights = `d * (q - 8)`, q a nibble; `qs[j]` holds elements j (low) and j+16 (high).
+#[repr(C)]
+pub struct BlockQ4_0 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// Nibbles.
+    pub qs: [u8; QK4_0 / 2],
+}
+
+/// `block_q4_1`: 32 weights = `d * q + m`.
+#[repr(C)]
+pub struct BlockQ4_1 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// Minimum, IEEE half.
+    pub m: u16,
+    /// Nibbles.
+    pub qs: [u8; QK4_1 / 2],
+}
+
+/// `block_q5_0`: 32 weights = `d * (q - 16)`, q = nibble | (bit j of `qh`) << 4.
+#[repr(C)]
+pub struct BlockQ5_0 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// Fifth bits, little-endian u32.
+    pub qh: [u8; 4],
+    /// Nibbles.
+    pub qs: [u8; QK5_0 / 2],
+}
+
+/// `block_q5_1`: 32 weights = `d * q + m`, q 5-bit.
+#[repr(C)]
+pub struct BlockQ5_1 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// Minimum, IEEE half.
+    pub m: u16,
+    /// Fifth bits, little-endian u32.
+    pub qh: [u8; 4],
+    /// Nibbles.
+    pub qs: [u8; QK5_1 / 2],
+}
+
+/// `block_q8_0`: 32 values = `d * q`.
+#[repr(C)]
+pub struct BlockQ8_0 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// Quants.
+    pub qs: [i8; QK8_0],
+}
+
+/// `block_q8_1`: like Q8_0 plus `s = d * sum(qs)`.
+#[repr(C)]
+pub struct BlockQ8_1 {
+    /// Scale, IEEE half.
+    pub d: u16,
+    /// `d * sum(qs)`, IEEE half.
+    pub s: u16,
+    /// Quants.
+    pub qs: [i8; QK8_1],
+}
+
+/// `block_q2_K`: 16 sub-blocks of 16; weight = `d * (scales[i] & 0xF) * q - dmin * (scales[i] >> 4)`.
+#[repr(C)]
+pub struct BlockQ2K {
+    /// 4-bit scale (low) and min (high) per sub-block.
+    pub scales: [u8; QK_K / 16],
+    /// 2-bit quants.
+    pub qs: [u8; QK_K / 4],
+    /// Super-block scale for scales, IEEE half.
+    pub d: u16,
+    /// Super-block scale for mins, IEEE half.
+    pub dmin: u16,
+}
+
+/// `block_q3_K`: 16 sub-blocks of 16; weight = `d * (scale - 32) * (q2 - (hbit ? 0 : 4))`.
+#[repr(C)]
+pub struct BlockQ3K {
+    /// High bits of the quants.
+    pub hmask: [u8; QK_K / 8],
+    /// Low 2 bits of the quants.
+    pub qs: [u8; QK_K / 4],
+    /// 6-bit scales, packed.
+    pub scales: [u8; 12],
+    /// Super-block scale, IEEE half.
+    pub d: u16,
+}
+
+/// `block_q4_K`: 8 sub-blocks of 32; weight = `d * sc * q - dmin * m` (6-bit sc, m).
+#[repr(C)]
+pub struct BlockQ4K {
+    /// Super-block scale for scales, IEEE half.
+    pub d: u16,
+    /// Super-block scale for mins, IEEE half.
+    pub dmin: u16,
+    /// 6-bit scales and mins, packed.
+    pub scales: [u8; K_SCALE_SIZE],
+    /// Nibbles: for each 64 elements, 32 bytes (low = first 32, high = next 32).
+    pub qs: [u8; QK_K / 2],
+}
+
+/// `block_q5_K`: like Q4_K with a fifth bit per quant in `qh`.
+#[repr(C)]
+pub struct BlockQ5K {
+    /// Super-block scale for scales, IEEE half.
+    pub d: u16,
+    /// Super-block scale for mins, IEEE half.
+    pub dmin: u16,
+    /// 6-bit scales and mins, packed.
+    pub scales: [u8; K_SCALE_SIZE],
+    /// Fifth bits.
+    pub qh: [u8; QK_K / 8],
+    /// Low nibbles.
+    pub qs: [u8; QK_K / 2],
+}
+
+/// `block_q6_K`: 16 sub-blocks of 16; weight = `d * scales[i] * (q - 32)`, q 6-bit.
+#[repr(C)]
+pub struct BlockQ6K {
+    /// Low 4 bits.
+    pub ql: [u8; QK_K / 2],
+    /// High 2 bits.
+    pub qh: [u8; QK_K / 4],
+    /// 8-bit signed scales.
+    pub scales: [i8; QK_K / 16],
+    /// Super-block scale, IEEE half.
+    pub d: u16,
+}
+
+/// `block_q8_K`: activation block of the K-quants, value = `d * q`.
+#[repr(C)]
+pub struct BlockQ8K {
+    /// Scale (f32, not half).
+    pub d: f32,
+    /// Quants.
+    pub qs: [i8; QK_K],
+    /// Sum of the quants in each group of 16.
+    pub bsums: [i16; QK_K / 16],
+}
+
+// Compile-time layout checks, as ggml-common.h's static_asserts.
+const _: () = {
+    assert!(size_of::<BlockQ4_0>() == 2 + QK4_0 / 2);
+    assert!(size_of::<BlockQ4_1>() == 4 + QK4_1 / 2);
+    assert!(size_of::<BlockQ5_0>() == 2 + 4 + QK5_0 / 2);
+    assert!(size_of::<BlockQ5_1>() == 4 + 4 + QK5_1 / 2);
+    assert!(size_of::<BlockQ8_0>() == 2 + QK8_0);
+    assert!(size_of::<BlockQ8_1>() == 4 + QK8_1);
+    assert!(size_of::<BlockQ2K>() == 2 * 2 + QK_K / 16 + QK_K / 4);
+    assert!(size_of::<BlockQ3K>() == 2 + QK_K / 4 + QK_K / 8 + 12);
+    assert!(size_of::<BlockQ4K>() == 2 * 2 + K_SCALE_SIZE + QK_K / 2);
+    assert!(size_of::<BlockQ5K>() == 2 * 2 + K_SCALE_SIZE + QK_K / 2 + QK_K / 8);
+    assert!(size_of::<BlockQ6K>() == 2 + QK_K / 16 + 3 * QK_K / 4);
+    assert!(size_of::<BlockQ8K>() == 4 + QK_K + QK_K / 16 * 2);
+};
+
+/// Byte offsets of block fields (from the structs above).
+pub(crate) mod off {
+    use super::*;
+    pub const Q4_1_M: usize = offset_of!(BlockQ4_1, m);
+    pub const Q4_1_QS: usize = offset_of!(BlockQ4_1, qs);
+    pub const Q4_0_QS: usize = offset_of!(BlockQ4_0, qs);
+    pub const Q5_0_QH: usize = offset_of!(BlockQ5_0, qh);
+    pub const Q5_0_QS: usize = offset_of!(BlockQ5_0, qs);
+    pub const Q5_1_M: usize = offset_of!(BlockQ5_1, m);
+    pub const Q5_1_QH: usize = offset_of!(BlockQ5_1, qh);
+    pub const Q5_1_QS: usize = offset_of!(BlockQ5_1, qs);
+    pub const Q8_0_QS: usize = offset_of!(BlockQ8_0, qs);
+    pub const Q8_1_S: usize = offset_of!(BlockQ8_1, s);
+    pub const Q8_1_QS: usize = offset_of!(BlockQ8_1, qs);
+    pub const Q2K_SCALES: usize = offset_of!(BlockQ2K, scales);
+    pub const Q2K_QS: usize = offset_of!(BlockQ2K, qs);
+    pub const Q2K_D: usize = offset_of!(BlockQ2K, d);
+    pub const Q2K_DMIN: usize = offset_of!(BlockQ2K, dmin);
+    pub const Q3K_HMASK: usize = offset_of!(BlockQ3K, hmask);
+    pub const Q3K_QS: usize = offset_of!(BlockQ3K, qs);
+    pub const Q3K_SCALES: usize = offset_of!(BlockQ3K, scales);
+    pub const Q3K_D: usize = offset_of!(BlockQ3K, d);
+    pub const Q4K_DMIN: usize = offset_of!(BlockQ4K, dmin);
+    pub const Q4K_SCALES: usize = offset_of!(BlockQ4K, scales);
+    pub const Q4K_QS: usize = offset_of!(BlockQ4K, qs);
+    pub const Q5K_DMIN: usize = offset_of!(BlockQ5K, dmin);
+    pub const Q5K_SCALES: usize = offset_of!(BlockQ5K, scales);
+    pub const Q5K_QH: usize = offset_of!(BlockQ5K, qh);
+    pub const Q5K_QS: usize = offset_of!(BlockQ5K, qs);
+    pub const Q6K_QL: usize = offset_of!(BlockQ6K, ql);
+    pub const Q6K_QH: usize = offset_of!(BlockQ6K, qh);
+    pub const Q6K_SCALES: usize = offset_of!(BlockQ6K, scales);
+    pub const Q6K_D: usize = offset_of!(BlockQ6K, d);
+    pub const Q8K_QS: usize = offset_of!(BlockQ8K, qs);
+    pub const Q8K_BSUMS: usize = offset_of!(BlockQ8K, bsums);
+}
+
+/// A ggml tensor type (the numeric ids are GGUF's `ggml_type`).
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(non_camel_case_types)] // reason: ggml type names verbatim (Q4_0, Q2_K, ...)
+pub enum GgmlType {
+    /// 32-bit float.
+    F32 = 0,
+    /// IEEE half.
+    F16 = 1,
+    /// [`BlockQ4_0`].
+    Q4_0 = 2,
+    /// [`BlockQ4_1`].
+    Q4_1 = 3,
+    /// [`BlockQ5_0`].
+    Q5_0 = 6,
+    /// [`BlockQ5_1`].
+    Q5_1 = 7,
+    /// [`BlockQ8_0`].
+    Q8_0 = 8,
+    /// [`BlockQ8_1`].
+    Q8_1 = 9,
+    /// [`BlockQ2K`].
+    Q2_K = 10,
+    /// [`BlockQ3K`].
+    Q3_K = 11,
+    /// [`BlockQ4K`].
+    Q4_K = 12,
+    /// [`BlockQ5K`].
+    Q5_K = 13,
+    /// [`BlockQ6K`].
+    Q6_K = 14,
+    /// [`BlockQ8K`].
+    Q8_K = 15,
+    /// bfloat16.
+    BF16 = 30,
+}
+
+impl GgmlType {
+    /// The type with GGUF id `id`, or `None` if this crate does not know it.
+    pub fn from_id(id: u32) -> Option<GgmlType> {
+        use GgmlType::*;
+        Some(match id {
+            0 => F32,
+            1 => F16,
+            2 => Q4_0,
+            3 => Q4_1,
+            6 => Q5_0,
+            7 => Q5_1,
+            8 => Q8_0,
+            9 => Q8_1,
+            10 => Q2_K,
+            11 => Q3_K,
+            12 => Q4_K,
+            13 => Q5_K,
+            14 => Q6_K,
+            15 => Q8_K,
+            30 => BF16,
+            _ => return None,
+        })
+    }
+
+    /// Elements per block (1 for the float types).
+    pub fn block_size(self) -> usize {
+        use GgmlType::*;
+        match self {
+            F32 | F16 | BF16 => 1,
+            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 => 32,
+            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => QK_K,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn type_size(self) -> usize {
+        use GgmlType::*;
+        match self {
+            F32 => 4,
+            F16 | BF16 => 2,
+            Q4_0 => size_of::<BlockQ4_0>(),
+            Q4_1 => size_of::<BlockQ4_1>(),
+            Q5_0 => size_of::<BlockQ5_0>(),
+            Q5_1 => size_of::<BlockQ5_1>(),
+            Q8_0 => size_of::<BlockQ8_0>(),
+            Q8_1 => size_of::<BlockQ8_1>(),
+            Q2_K => size_of::<BlockQ2K>(),
+            Q3_K => size_of::<BlockQ3K>(),
+            Q4_K => size_of::<BlockQ4K>(),
+            Q5_K => size_of::<BlockQ5K>(),
+            Q6_K => size_of::<BlockQ6K>(),
+            Q8_K => size_of::<BlockQ8K>(),
+        }
+    }
+
+    /// Bytes of a row of `n` elements; `None` if `n` is not a multiple of the block size (or overflows).
+    pub fn row_bytes(self, n: usize) -> Option<usize> {
+        if !n.is_multiple_of(self.block_size()) {
+            return None;
+        }
+        (n / self.block_size()).checked_mul(self.type_size())
+    }
+
+    /// The type an activation row is quantized to before a dot with a row of this type
+    /// (`vec_dot_type` of ggml-cpu's `type_traits_cpu`).
+    pub fn vec_dot_type(self) -> GgmlType {
+        use GgmlType::*;
+        match self {
+            F32 => F32,
+            F16 => F16,
+            BF16 => BF16,
+            Q4_0 | Q5_0 | Q8_0 => Q8_0,
+            Q4_1 | Q5_1 => Q8_1,
+            Q8_1 => Q8_1,
+            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => Q8_K,
+        }
+    }
+}
+
+/// Little-endian u16 at byte `i` of `b`.
+#[inline(always)]
+pub(crate) fn rd_u16(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+/// Little-endian f32 at byte `i` of `b`.
+#[inline(always)]
+pub(crate) fn rd_f32(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// Writes little-endian u16 `v` at byte `i` of `b`.
+#[inline(always)]
+pub(crate) fn wr_u16(b: &mut [u8], i: usize, v: u16) {
+    b[i..i + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+/// 6-bit scale and min `j` (0..8) of a Q4_K/Q5_K `scales` array (`get_scale_min_k4` in ggml-quants.c).
+#[inline(always)]
+pub(crate) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// The 16 signed 6-bit scales of a Q3_K block, minus 32 (unpacking as ggml's `dequantize_row_q3_K`).
+#[inline(always)]
+pub(crate) fn q3k_scales(s: &[u8]) -> [i8; 16] {
+    let mut out = [0i8; 16];
+    for (j, o) in out.iter_mut().enumerate() {
+        let lo = if j < 8 { s[j] & 0xF } else { s[j - 8] >> 4 };
+        let hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        *o = ((lo | (hi << 4)) as i8).wrapping_sub(32);
+    }
+    out
+}

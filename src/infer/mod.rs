@@ -1,0 +1,13 @@
+//! Text generation: architecture resolution from GGUF metadata ([`arch`]), the sampler
+//! ([`sampler`]) and the generation loop ([`generate`]). The forward pass itself runs in the
+//! guest (`guest/src/forward.rs`); this module drives it.
+
+pub mod arch;
+pub mod generate;
+pub mod sampler;
+pub mod vocab;
+
+pub use arch::{ArchConfig, DEFAULT_BATCH, DEFAULT_CONTEXT_CAP, resolve};
+pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, generate};
+pub use sampler::{Sampler, SamplerOptions, argmax};
+pub use vocab::{TextStream, Tokenizer, tokenizer_from_gguf};

@@ -1,0 +1,87 @@
+//! The model's tokenizer, built from GGUF metadata (`tokenizer.ggml.*`) with the
+//! `wasm-chord-tokenizer` crate (a port of llama.cpp's tokenizers; ids identical to llama.cpp's).
+
+use std::sync::Arc;
+
+use wasm_chord_tokenizer::{TokenizerError, Vocab, VocabData};
+
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
+use crate::gguf::{GgufFile, GgufValue};
+
+/// The tokenizer of a model.
+pub type Tokenizer = Vocab;
+
+/// Streaming detokenizer over a shared tokenizer (never splits a UTF-8 character).
+pub type TextStream = wasm_chord_tokenizer::Detokenizer<Arc<Tokenizer>>;
+
+/// Builds the tokenizer from `gguf`'s metadata. Errors: `ERR_UNSUPPORTED_TOKENIZER` (model or
+/// pre-tokenizer named), `ERR_GGUF_BAD_TOKENIZER` (malformed vocabulary), `ERR_GGUF_BAD_METADATA`.
+pub fn tokenizer_from_gguf(gguf: &GgufFile) -> Result<Arc<Tokenizer>> {
+    let Some(model) = gguf.get_str("tokenizer.ggml.model") else {
+        return fail(E::UnsupportedTokenizer, "the file has no tokenizer (tokenizer.ggml.model is missing)");
+    };
+    let tokens = strings(gguf, "tokenizer.ggml.tokens")?.ok_or_else(|| ChordError::new(E::GgufBadTokenizer, "tokenizer.ggml.tokens is missing"))?;
+    let data = VocabData {
+        model: model.to_string(),
+        pre: gguf.get_str("tokenizer.ggml.pre").map(str::to_string),
+        tokens,
+        scores: numbers(gguf, "tokenizer.ggml.scores")?.map(|v| v.into_iter().map(|x| x as f32).collect()),
+        token_types: numbers(gguf, "tokenizer.ggml.token_type")?.map(|v| v.into_iter().map(|x| x as i32).collect()),
+        merges: strings(gguf, "tokenizer.ggml.merges")?,
+        bos_token_id: id(gguf, "bos_token_id"),
+        eos_token_id: id(gguf, "eos_token_id"),
+        eot_token_id: id(gguf, "eot_token_id"),
+        eom_token_id: id(gguf, "eom_token_id"),
+        unknown_token_id: id(gguf, "unknown_token_id"),
+        separator_token_id: id(gguf, "seperator_token_id"),
+        padding_token_id: id(gguf, "padding_token_id"),
+        mask_token_id: id(gguf, "mask_token_id"),
+        // llama.cpp lets the deprecated prefix/suffix/middle keys win over fim_*.
+        fim_pre_token_id: id(gguf, "prefix_token_id").or_else(|| id(gguf, "fim_pre_token_id")),
+        fim_suf_token_id: id(gguf, "suffix_token_id").or_else(|| id(gguf, "fim_suf_token_id")),
+        fim_mid_token_id: id(gguf, "middle_token_id").or_else(|| id(gguf, "fim_mid_token_id")),
+        fim_pad_token_id: id(gguf, "fim_pad_token_id"),
+        fim_rep_token_id: id(gguf, "fim_rep_token_id"),
+        fim_sep_token_id: id(gguf, "fim_sep_token_id"),
+        add_bos_token: flag(gguf, "add_bos_token"),
+        add_eos_token: flag(gguf, "add_eos_token"),
+        add_space_prefix: flag(gguf, "add_space_prefix"),
+        general_name: gguf.get_str("general.name").map(str::to_string),
+    };
+    Vocab::new(data).map(Arc::new).map_err(map_error)
+}
+
+fn map_error(e: TokenizerError) -> ChordError {
+    let code = match e.code() {
+        "ERR_UNSUPPORTED_TOKENIZER" => E::UnsupportedTokenizer,
+        _ => E::GgufBadTokenizer,
+    };
+    ChordError::new(code, e.to_string())
+}
+
+fn id(gguf: &GgufFile, key: &str) -> Option<u32> {
+    gguf.get_u64(&format!("tokenizer.ggml.{key}")).and_then(|v| u32::try_from(v).ok())
+}
+
+fn flag(gguf: &GgufFile, key: &str) -> Option<bool> {
+    gguf.get(&format!("tokenizer.ggml.{key}")).and_then(GgufValue::as_bool)
+}
+
+fn strings(gguf: &GgufFile, key: &str) -> Result<Option<Vec<Vec<u8>>>> {
+    let Some(v) = gguf.get(key) else { return Ok(None) };
+    let GgufValue::Array(a) = v else { return fail(E::GgufBadMetadata, format!("{key} is not an array")) };
+    (0..a.len())
+        .map(|i| a.str_at(i).map(|s| s.as_bytes().to_vec()).ok_or_else(|| ChordError::new(E::GgufBadMetadata, format!("{key}[{i}] is not a string"))))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn numbers(gguf: &GgufFile, key: &str) -> Result<Option<Vec<f64>>> {
+    let Some(v) = gguf.get(key) else { return Ok(None) };
+    let GgufValue::Array(a) = v else { return fail(E::GgufBadMetadata, format!("{key} is not an array")) };
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| x.as_f64().ok_or_else(|| ChordError::new(E::GgufBadMetadata, format!("{key}[{i}] is not a number"))))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}

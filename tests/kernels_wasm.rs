@@ -1,0 +1,530 @@
+//! The guest's wasm SIMD kernels against the scalar references (model-free).
+//!
+//! Native tests cannot execute wasm SIMD, so this test instantiates the real guest (built with
+//! `+simd128,+relaxed-simd`) and calls its test-only `wc_kernel_*` exports
+//! (guest/src/kernel_exports.rs). For every weight type it checks, on deterministic pseudo-random
+//! rows (both reference-quantized data and random block bytes):
+//! - guest scalar `vec_dot_ref` == native `vec_dot_ref`, bit for bit;
+//! - guest SIMD `vec_dot` == native `vec_dot_ref` bit for bit for the 32-element types (both follow
+//!   ggml-cpu x86's summation order, fused; needs an FMA host, see [`host_has_fma`]), and within
+//!   1e-5 · Σ|w_i·a_i| for the others (the integer block dots are exact; only the f32
+//!   accumulation order differs); also on adversarial rows with large activation outliers;
+//! - guest SIMD `quantize_row` == native `quantize_row_scalar` byte for byte (Q8_0/Q8_1/Q8_K), and
+//!   within one quant step of ggml's `quantize_row_ref`;
+//! - guest `dequantize_row` == native `dequantize_row`, bit for bit.
+
+use wasm_chord::host::{HostState, guest_wasm, instantiate_module};
+use wasm_chord_kernels::{
+    GgmlType, QK_K, dequantize_row, f32_to_bf16, f32_to_f16, quantize_row_ref, quantize_row_scalar,
+    vec_dot_ref,
+};
+use wasmtime::{Instance, Memory, Store, TypedFunc};
+
+const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// xorshift64* (deterministic, no rand crate).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// The guest instance and its kernel exports.
+struct Guest {
+    store: Store<HostState>,
+    memory: Memory,
+    alloc: TypedFunc<(i32, i32), i32>,
+    dot: TypedFunc<(i32, i32, i32, i32, i32), f32>,
+    quant: TypedFunc<(i32, i32, i32, i32, i32), i32>,
+    dequant: TypedFunc<(i32, i32, i32, i32), i32>,
+    matvec: TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i32>,
+}
+
+impl Guest {
+    fn new() -> Self {
+        let (mut store, instance): (Store<HostState>, Instance) =
+            instantiate_module(guest_wasm(), HostState::new(None)).expect("instantiate guest");
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .expect("memory export");
+        let alloc = instance
+            .get_typed_func(&mut store, "wc_alloc")
+            .expect("wc_alloc");
+        let dot = instance
+            .get_typed_func(&mut store, "wc_kernel_vec_dot")
+            .expect("wc_kernel_vec_dot");
+        let quant = instance
+            .get_typed_func(&mut store, "wc_kernel_quantize_row")
+            .expect("wc_kernel_quantize_row");
+        let dequant = instance
+            .get_typed_func(&mut store, "wc_kernel_dequantize_row")
+            .expect("wc_kernel_dequantize_row");
+        let matvec = instance
+            .get_typed_func(&mut store, "wc_kernel_matvec")
+            .expect("wc_kernel_matvec");
+        Self {
+            store,
+            memory,
+            alloc,
+            dot,
+            quant,
+            dequant,
+            matvec,
+        }
+    }
+
+    /// Copies `bytes` into fresh guest memory (16-byte aligned); returns the pointer.
+    fn put(&mut self, bytes: &[u8]) -> i32 {
+        let p = self
+            .alloc
+            .call(&mut self.store, (bytes.len().max(1) as i32, 16))
+            .expect("wc_alloc");
+        assert_ne!(p, 0, "guest out of memory");
+        self.memory
+            .write(&mut self.store, p as usize, bytes)
+            .expect("write");
+        p
+    }
+
+    fn get(&mut self, ptr: i32, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.memory
+            .read(&mut self.store, ptr as usize, &mut v)
+            .expect("read");
+        v
+    }
+
+    fn vec_dot(&mut self, t: GgmlType, n: usize, w: i32, a: i32, simd: bool) -> f32 {
+        self.dot
+            .call(&mut self.store, (t as i32, n as i32, w, a, simd as i32))
+            .expect("wc_kernel_vec_dot")
+    }
+
+    /// Quantizes `x` in the guest (`mode`: 0 ref, 1 SIMD fast path, 2 scalar twin).
+    fn quantize(&mut self, t: GgmlType, x: &[f32], mode: i32) -> Vec<u8> {
+        let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let xp = self.put(&xb);
+        let nb = t.row_bytes(x.len()).unwrap();
+        let op = self.put(&vec![0u8; nb]);
+        let r = self
+            .quant
+            .call(&mut self.store, (t as i32, x.len() as i32, xp, op, mode))
+            .expect("quantize");
+        assert_eq!(r, nb as i32);
+        self.get(op, nb)
+    }
+
+    fn dequantize(&mut self, t: GgmlType, q: &[u8], n: usize) -> Vec<f32> {
+        let qp = self.put(q);
+        let op = self.put(&vec![0u8; 4 * n]);
+        let r = self
+            .dequant
+            .call(&mut self.store, (t as i32, n as i32, qp, op))
+            .expect("dequantize");
+        assert_eq!(r, 0);
+        self.get(op, 4 * n)
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+}
+
+/// Offsets of the f16 scale fields of one block of `t` (random bytes there could be inf/NaN).
+fn half_fields(t: GgmlType) -> &'static [usize] {
+    match t {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// Random bytes for a row of `n` elements of `t`, scales small and finite, floats in [-1, 1).
+fn random_row_bytes(t: GgmlType, n: usize, rng: &mut Rng) -> Vec<u8> {
+    let ts = t.type_size();
+    let mut v: Vec<u8> = (0..t.row_bytes(n).unwrap())
+        .map(|_| rng.next() as u8)
+        .collect();
+    for b in v.chunks_exact_mut(ts) {
+        for &o in half_fields(t) {
+            b[o..o + 2].copy_from_slice(&f32_to_f16(rng.f32() * 0.05).to_le_bytes());
+        }
+        match t {
+            GgmlType::F32 => b.copy_from_slice(&rng.f32().to_le_bytes()),
+            GgmlType::F16 => b.copy_from_slice(&f32_to_f16(rng.f32()).to_le_bytes()),
+            GgmlType::BF16 => b.copy_from_slice(&f32_to_bf16(rng.f32()).to_le_bytes()),
+            _ => {}
+        }
+    }
+    v
+}
+
+fn dequantize(t: GgmlType, q: &[u8], n: usize) -> Vec<f32> {
+    let mut y = vec![0f32; n];
+    dequantize_row(t, q, &mut y);
+    y
+}
+
+/// Σ|w_i · a_i| of the dequantized rows (the scale of the dot's rounding error).
+fn abs_dot(t: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
+    let (wd, ad) = (dequantize(t, w, n), dequantize(t.vec_dot_type(), a, n));
+    wd.iter()
+        .zip(&ad)
+        .map(|(p, q)| (*p as f64 * *q as f64).abs())
+        .sum()
+}
+
+/// The types whose SIMD dot mirrors the reference's float order exactly.
+const BIT_EXACT: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+];
+
+/// True when Wasmtime lowers `f32x4.relaxed_madd` to a fused multiply-add on this host (it does
+/// when the CPU has FMA; the guest's 32-element dots equal the reference only then).
+fn host_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cfg!(target_arch = "aarch64")
+    }
+}
+
+/// How the test rows are made.
+#[derive(Clone, Copy, Debug)]
+enum Data {
+    /// Random block bytes (small finite scales) and uniform activations.
+    Random,
+    /// Weights quantized by `quantize_row_ref`, uniform activations.
+    Quantized,
+    /// Quantized weights, and signed activations with an outlier ×300 at every 97th element
+    /// (per-block activation scales that differ by 300×, as in real hidden states).
+    Outliers,
+}
+
+#[test]
+fn simd_vec_dot_matches_reference_for_every_type() {
+    let mut g = Guest::new();
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let exact = host_has_fma();
+    let mut exact_checked = 0;
+    for t in WEIGHT_TYPES {
+        let vt = t.vec_dot_type();
+        // Row lengths of the real models (576, 640, 896, 1536, 4864: not all multiples of 4
+        // blocks of 32), short rows, and multiples of QK_K.
+        let lengths = [32, 96, 576, 640, 896, 1536, 4864, QK_K, 4 * QK_K, 11 * QK_K];
+        for n in lengths.into_iter().filter(|n| n % t.block_size() == 0) {
+            for data in [Data::Random, Data::Quantized, Data::Outliers] {
+                let x: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0).collect();
+                let w = if let Data::Random = data {
+                    random_row_bytes(t, n, &mut rng)
+                } else {
+                    let mut q = vec![0u8; t.row_bytes(n).unwrap()];
+                    quantize_row_ref(t, &x, &mut q);
+                    q
+                };
+                let y: Vec<f32> = (0..n)
+                    .map(|i| match data {
+                        Data::Outliers if i % 97 == 0 => rng.f32() * 300.0,
+                        _ => rng.f32() * 3.0,
+                    })
+                    .collect();
+                let mut a = vec![0u8; vt.row_bytes(n).unwrap()];
+                quantize_row_scalar(vt, &y, &mut a);
+                let (wp, ap) = (g.put(&w), g.put(&a));
+                let native = vec_dot_ref(t, n, &w, &a);
+                let scalar = g.vec_dot(t, n, wp, ap, false);
+                let simd = g.vec_dot(t, n, wp, ap, true);
+                assert_eq!(
+                    scalar.to_bits(),
+                    native.to_bits(),
+                    "{t:?} n={n} {data:?}: guest scalar {scalar} vs native {native}"
+                );
+                if exact && BIT_EXACT.contains(&t) {
+                    assert_eq!(
+                        simd.to_bits(),
+                        native.to_bits(),
+                        "{t:?} n={n} {data:?}: simd {simd} vs ref {native}"
+                    );
+                    exact_checked += 1;
+                } else {
+                    let tol = 1e-5 * abs_dot(t, &w, &a, n) + 1e-6;
+                    assert!(
+                        ((simd - native) as f64).abs() <= tol,
+                        "{t:?} n={n} {data:?}: simd {simd} vs ref {native} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+    if !exact {
+        eprintln!("host has no FMA: 32-element types checked with a tolerance only");
+    } else {
+        assert_eq!(exact_checked, 5 * 10 * 3);
+    }
+}
+
+/// Many short rows of the 32-element types, each dot bit-exact: a wider net for rare
+/// rounding cases (e.g. the double rounding `fma` emulations can suffer) than the long rows.
+#[test]
+fn simd_vec_dot_32_is_bit_exact_on_many_rows() {
+    if !host_has_fma() {
+        eprintln!("host has no FMA: skipped");
+        return;
+    }
+    let mut g = Guest::new();
+    let mut rng = Rng(0x0DDB_A11C_AFE5_EED5);
+    let (n, rows) = (896usize, 400usize);
+    for t in BIT_EXACT {
+        let vt = t.vec_dot_type();
+        let y: Vec<f32> = (0..n)
+            .map(|i| rng.f32() * if i % 97 == 0 { 300.0 } else { 3.0 })
+            .collect();
+        let mut a = vec![0u8; vt.row_bytes(n).unwrap()];
+        quantize_row_scalar(vt, &y, &mut a);
+        let ap = g.put(&a);
+        let rb = t.row_bytes(n).unwrap();
+        let w: Vec<u8> = (0..rows)
+            .flat_map(|r| {
+                if r % 2 == 0 {
+                    random_row_bytes(t, n, &mut rng)
+                } else {
+                    let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+                    let mut q = vec![0u8; rb];
+                    quantize_row_ref(t, &x, &mut q);
+                    q
+                }
+            })
+            .collect();
+        let wp = g.put(&w);
+        let op = g.put(&vec![0u8; 4 * rows]);
+        let r = g
+            .matvec
+            .call(
+                &mut g.store,
+                (t as i32, n as i32, rows as i32, wp, ap, op, 1),
+            )
+            .expect("wc_kernel_matvec");
+        assert_eq!(r, 0);
+        let out = g.get(op, 4 * rows);
+        for (r, o) in out.chunks_exact(4).enumerate() {
+            let simd = f32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            let native = vec_dot_ref(t, n, &w[r * rb..(r + 1) * rb], &a);
+            assert_eq!(
+                simd.to_bits(),
+                native.to_bits(),
+                "{t:?} row {r}: simd {simd} vs ref {native}"
+            );
+        }
+    }
+}
+
+/// Two Q8_0 blocks built so that lane 0's second fused multiply-add is a double-rounding case
+/// for an f64-based fma emulation: after block 0 the lane is c = 207450.375 (0x484a9698, even),
+/// block 1 adds p = d·793 (d = f16 0x0401 · f16 0x3129) just above c's half-ulp tie, within
+/// 2^-53·c of it. (a·b + c) in f64 lands on the tie and rounds to even (0x484a9698); a fused
+/// multiply-add (`_mm256_fmadd_ps`, `f32x4.relaxed_madd` on FMA hosts) gives 0x484a9699. Found by
+/// searching `d·isum = (2^k ± r)·2^x` over f16 mantissa factorizations.
+#[test]
+fn vec_dot_q8_0_fma_double_rounding_case() {
+    let block = |d: u16, q: [i8; 4]| {
+        let mut b = vec![0u8; 34];
+        b[0..2].copy_from_slice(&d.to_le_bytes());
+        for (j, v) in q.iter().enumerate() {
+            b[2 + j] = *v as u8;
+        }
+        b
+    };
+    // Lane 0 sums: 127·127 + 127·127 + 127·125 + 126·104 = 61237, then 61·13 = 793.
+    let w = [
+        block(0x67CF, [127, 127, 127, 126]),
+        block(0x0401, [61, 0, 0, 0]),
+    ]
+    .concat();
+    let a = [
+        block(0x16F1, [127, 127, 125, 104]),
+        block(0x3129, [13, 0, 0, 0]),
+    ]
+    .concat();
+    let native = vec_dot_ref(GgmlType::Q8_0, 64, &w, &a);
+    assert_eq!(native.to_bits(), 0x484A_9699, "reference {native}");
+    if host_has_fma() {
+        let mut g = Guest::new();
+        let (wp, ap) = (g.put(&w), g.put(&a));
+        let simd = g.vec_dot(GgmlType::Q8_0, 64, wp, ap, true);
+        assert_eq!(simd.to_bits(), 0x484A_9699, "guest SIMD {simd}");
+    }
+}
+
+#[test]
+fn simd_quantize_row_matches_scalar() {
+    let mut g = Guest::new();
+    let mut rng = Rng(42);
+    let n = 8 * QK_K;
+    for vt in [
+        GgmlType::Q8_0,
+        GgmlType::Q8_1,
+        GgmlType::Q8_K,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::F32,
+    ] {
+        for scale in [1.0f32, 1e-3, 300.0] {
+            let mut x: Vec<f32> = (0..n).map(|_| rng.f32() * scale).collect();
+            x[5] = 0.0;
+            x[40..72].fill(0.0); // an all-zero block
+            x[300] = -1.5 * scale; // |max| reached with both signs in one Q8_K block
+            x[301] = 1.5 * scale;
+            let mut native = vec![0u8; vt.row_bytes(n).unwrap()];
+            quantize_row_scalar(vt, &x, &mut native);
+            assert_eq!(
+                g.quantize(vt, &x, 1),
+                native,
+                "{vt:?} x{scale}: SIMD quantize_row"
+            );
+            assert_eq!(
+                g.quantize(vt, &x, 2),
+                native,
+                "{vt:?} x{scale}: guest scalar twin"
+            );
+            let mut reference = vec![0u8; native.len()];
+            quantize_row_ref(vt, &x, &mut reference);
+            assert_eq!(
+                g.quantize(vt, &x, 0),
+                reference,
+                "{vt:?}: guest quantize_row_ref"
+            );
+            if matches!(vt, GgmlType::Q8_0 | GgmlType::Q8_1 | GgmlType::Q8_K) {
+                let (fast, slow) = (dequantize(vt, &native, n), dequantize(vt, &reference, n));
+                for (i, (p, q)) in fast.iter().zip(&slow).enumerate() {
+                    let step = (x[i].abs() / 100.0).max(scale / 100.0);
+                    assert!((p - q).abs() <= step, "{vt:?}: element {i}: {p} vs {q}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn guest_dequantize_matches_native() {
+    let mut g = Guest::new();
+    let mut rng = Rng(99);
+    let n = 2 * QK_K;
+    for t in WEIGHT_TYPES {
+        let w = random_row_bytes(t, n, &mut rng);
+        let got = g.dequantize(t, &w, n);
+        let want = dequantize(t, &w, n);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{t:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_not_trapped() {
+    let mut g = Guest::new();
+    assert!(
+        g.dot
+            .call(&mut g.store, (GgmlType::Q4_K as i32, 256, 0, 16, 1))
+            .unwrap()
+            .is_nan()
+    );
+    assert!(
+        g.dot
+            .call(&mut g.store, (99, 256, 16, 16, 1))
+            .unwrap()
+            .is_nan()
+    );
+    assert!(
+        g.dot
+            .call(&mut g.store, (GgmlType::Q8_0 as i32, 33, 16, 16, 1))
+            .unwrap()
+            .is_nan()
+    );
+    assert!(
+        g.dot
+            .call(&mut g.store, (GgmlType::Q8_0 as i32, 1 << 24, 16, 16, 1))
+            .unwrap()
+            .is_nan()
+    );
+    assert!(
+        g.quant
+            .call(&mut g.store, (GgmlType::Q8_0 as i32, 32, -16, 16, 1))
+            .unwrap()
+            < 0
+    );
+    assert!(
+        g.dequant
+            .call(&mut g.store, (GgmlType::Q6_K as i32, -256, 16, 16))
+            .unwrap()
+            < 0
+    );
+}
+
+/// Mat-vec throughput of the SIMD kernels in the guest (GB/s of weights). Informational:
+/// `cargo test --release --no-default-features --test kernels_wasm -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark"]
+fn simd_matvec_throughput() {
+    let mut g = Guest::new();
+    let mut rng = Rng(5);
+    let (n, rows) = (4096usize, 2048usize);
+    for t in WEIGHT_TYPES {
+        let wb = t.row_bytes(n).unwrap();
+        let w: Vec<u8> = (0..rows)
+            .flat_map(|_| random_row_bytes(t, n, &mut rng))
+            .collect();
+        let y: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let mut a = vec![0u8; t.vec_dot_type().row_bytes(n).unwrap()];
+        quantize_row_scalar(t.vec_dot_type(), &y, &mut a);
+        let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
+        for simd in [1, 0] {
+            let args = (t as i32, n as i32, rows as i32, wp, ap, op, simd);
+            g.matvec.call(&mut g.store, args).unwrap();
+            let reps = 5;
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                assert_eq!(g.matvec.call(&mut g.store, args).unwrap(), 0);
+            }
+            let secs = t0.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "{t:?} {}: {:.2} GB/s",
+                if simd == 1 { "simd" } else { "scalar" },
+                (wb * rows) as f64 / secs / 1e9
+            );
+        }
+    }
+}
