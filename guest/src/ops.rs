@@ -83,6 +83,8 @@ pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
 
 /// `ggml_rope_ext` on one head vector (len ≥ n_rot) at position `pos`, ggml's way: the angle
 /// starts at `pos` and is multiplied by `theta_scale = base^(-2/n_rot)` for each pair.
+/// (Known difference: llama.cpp takes cos/sin from glibc's `cosf`/`sinf`, which are not always
+/// correctly rounded; ours are, so a rotated value can differ in the last bit.)
 pub fn rope(v: &mut [f32], pos: usize, n_rot: usize, base: f32, neox: bool) {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
     let mut theta = pos as f32;
@@ -90,8 +92,9 @@ pub fn rope(v: &mut [f32], pos: usize, n_rot: usize, base: f32, neox: bool) {
         let (s, c) = theta.sin_cos();
         let (a, b) = if neox { (i0 / 2, i0 / 2 + n_rot / 2) } else { (i0, i0 + 1) };
         let (x0, x1) = (v[a], v[b]);
-        v[a] = x0 * c - x1 * s;
-        v[b] = x0 * s + x1 * c;
+        // As compiled in ggml's rotate_pairs (GCC contracts a·b ± c·d into one fused op).
+        v[a] = fma(x0, c, -(x1 * s));
+        v[b] = fma(x0, s, x1 * c);
         theta *= theta_scale;
     }
 }
@@ -153,18 +156,45 @@ fn dot_f16(k: &[u16], q16: &[f32]) -> f32 {
     lanes.iter().sum()
 }
 
-/// a·b + c rounded once (through f64, where the product of two f32 is exact; wasm has no
-/// scalar fma instruction). Mirrors the FMA instructions of ggml's x86 kernels.
+/// a·b + c rounded once, like the FMA instructions of ggml's x86 kernels.
 #[inline]
 fn fma(a: f32, b: f32, c: f32) -> f32 {
-    (f64::from(a) * f64::from(b) + f64::from(c)) as f32
+    wasm_chord_kernels::fma_f32(a, b, c)
 }
 
-/// `ggml_swiglu_split`: gate ← silu(gate) · up, silu(x) = x / (1 + e^-x).
+/// `ggml_swiglu_split`: gate ← silu(gate) · up, silu(x) = x / (1 + e^-x). ggml's x86 builds
+/// compute e^-x with a vector approximation (`ggml_v_expf`) on whole 16-lane (AVX-512) chunks and
+/// `expf` on the tail; mirrored here so that the rounding matches.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+    let vec_part = gate.len() / 16 * 16;
+    for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
+        let e = if i < vec_part { v_expf(-*g) } else { (-*g).exp() };
+        *g = *g / (1.0 + e) * u;
     }
+}
+
+/// e^x as ggml's vector `ggml_v_expf` (AVX-512 form) computes it — the ARM optimized-routines
+/// method: n = round(x / ln2) by the 1.5·2^23 shift trick, b = x − n·ln2 in two fused steps, a
+/// degree-5 polynomial in b evaluated with fused multiply-adds, scaled by 2^n; |n| > 192 gives
+/// 0 or +inf. Every operation rounds as the vector instructions do (fused where they are fused).
+pub fn v_expf(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 0x1.8p23
+    let z = fma(x, f32::from_bits(0x3FB8_AA3B), SHIFT); // x · 0x1.715476p+0 (1/ln2) + shift
+    let n = z - SHIFT;
+    // fnmadd(a, b, c) = c − a·b, fused.
+    let b = fma(-n, f32::from_bits(0x35BF_BE8E), fma(-n, f32::from_bits(0x3F31_7200), x)); // ln2 lo 0x1.7f7d1cp-20, hi 0x1.62e4p-1
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let c5 = f32::from_bits(0x3C07_2010); // 0x1.0e4020p-7
+    let c4 = f32::from_bits(0x3D2B_9F17); // 0x1.573e2ep-5
+    let c3 = f32::from_bits(0x3E2A_AF33); // 0x1.555e66p-3
+    let c2 = f32::from_bits(0x3EFF_FEDB); // 0x1.fffdb6p-2
+    let c1 = f32::from_bits(0x3F7F_FFF6); // 0x1.ffffecp-1
+    let j = fma(fma(fma(c5, b, c4), u, fma(c3, b, c2)), u, fma(c1, b, 1.0));
+    // scalef(j, n) = j · 2^n, one rounding (exact in f64, then rounded once to f32).
+    (f64::from(j) * 2f64.powi(n as i32)) as f32
 }
 
 /// GELU, tanh approximation (ggml_gelu_f32).

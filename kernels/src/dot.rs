@@ -94,7 +94,7 @@ pub(crate) fn hsum_float_8(l: &[f32; 8]) -> f32 {
 /// odd", 2008: 53 ≥ 2·24 + 2). A plain f64 sum would double-round: about once in 2^29 sums whose
 /// terms differ by more than 2^5 in magnitude it lands on an f32 tie the exact sum is not on.
 #[inline]
-pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     let (p, c) = (f64::from(a) * f64::from(b), f64::from(c));
     let s = p + c;
     // TwoSum: s + e == p + c exactly (no f64 overflow from f32 operands).

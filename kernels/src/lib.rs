@@ -48,6 +48,8 @@ mod simd;
 mod types;
 
 pub use dequant::dequantize_row;
+/// a·b + c with one rounding (a fused multiply-add; wasm has no scalar fma instruction).
+pub use dot::fma as fma_f32;
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use quant::{quantize_row_ref, quantize_row_scalar};
 pub use types::{
