@@ -160,7 +160,10 @@ pub const MAX_LAYERS: usize = 256;
 
 /// Hyperparameters and tensor roles, resolved by the host from GGUF metadata and validated
 /// there (the guest re-checks shapes against the directory). Followed in memory by
-/// `n_layer` [`LayerTensors`].
+/// `n_layer` [`LayerTensors`], then the RoPE tables ([`rope_tables`] of them: global layers,
+/// then sliding-window layers): for each position `0..n_ctx` and pair `0..n_rot/2`, `cos` then
+/// `sin` as f32 — computed by the host with the platform's `powf`/`cosf`/`sinf`, as llama.cpp
+/// computes them, so that the rotation rounds identically.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ModelConfig {
@@ -214,6 +217,17 @@ pub struct ModelConfig {
     pub ffn_gelu: u32,
 }
 const _: () = assert!(core::mem::size_of::<ModelConfig>() == 96);
+
+/// How many RoPE tables follow a [`ModelConfig`]: 2 when sliding-window layers use their own
+/// base frequency, else 1.
+pub fn rope_tables(c: &ModelConfig) -> usize {
+    if c.n_swa > 0 && c.n_swa_pattern > 0 { 2 } else { 1 }
+}
+
+/// f32 values in one RoPE table: n_ctx × n_rot (n_rot/2 pairs of cos, sin).
+pub fn rope_table_len(c: &ModelConfig) -> usize {
+    c.n_ctx as usize * c.n_rot as usize
+}
 
 /// What `memory64_load_layer` writes: where the layer now sits in guest memory.
 #[repr(C)]

@@ -89,7 +89,8 @@ fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: us
     tap(il, "Kcur", k);
     tap(il, "Vcur", v);
     let swa = c.n_swa > 0 && c.n_swa_pattern > 0 && (il as u32 % c.n_swa_pattern) < c.n_swa_pattern - 1;
-    let base_freq = if swa { c.rope_freq_base_swa } else { c.rope_freq_base };
+    let table_len = c.n_ctx as usize * c.n_rot as usize;
+    let table = if swa { &m.rope[table_len..2 * table_len] } else { &m.rope[..table_len] };
     let neox = c.rope_type == rope_type::NEOX;
     for t in 0..n {
         for (vecs, norm) in [(&mut q[t * nq..(t + 1) * nq], l.q_norm), (&mut k[t * nkv..(t + 1) * nkv], l.k_norm)] {
@@ -98,7 +99,8 @@ fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: us
                     let h = head.to_vec();
                     rms_norm(&h, w.bytes_at(base), c.rms_eps, head);
                 }
-                rope(head, pos + t, c.n_rot as usize, base_freq, neox);
+                let p = pos + t;
+                rope(head, &table[p * c.n_rot as usize..(p + 1) * c.n_rot as usize], c.n_rot as usize, neox);
             }
         }
     }

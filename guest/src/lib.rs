@@ -117,15 +117,18 @@ pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     let Some(cfg) = read_pod::<ModelConfig>(bytes, 0) else { return status::ERR_BAD_CONFIG };
     let head = core::mem::size_of::<ModelConfig>();
     let lt = core::mem::size_of::<LayerTensors>();
-    if cfg.n_layer as usize > wasm_chord_abi::MAX_LAYERS || bytes.len() != head + cfg.n_layer as usize * lt {
+    let rope_at = head + cfg.n_layer as usize * lt;
+    let rope_len = wasm_chord_abi::rope_tables(&cfg) * wasm_chord_abi::rope_table_len(&cfg);
+    if cfg.n_layer as usize > wasm_chord_abi::MAX_LAYERS || bytes.len() != rope_at + rope_len * 4 {
         return status::ERR_BAD_CONFIG;
     }
     let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| read_pod(bytes, head + i * lt)).collect();
+    let rope: Vec<f32> = bytes[rope_at..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
     let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };
     let Ok(mut slot) = MODEL.lock() else { return status::ERR_BAD_CONFIG };
     *slot = None; // free the previous model's buffers first
-    match model::Model::new(dir, cfg, &layers) {
+    match model::Model::new(dir, cfg, &layers, rope) {
         Ok(m) => {
             *slot = Some(m);
             status::OK

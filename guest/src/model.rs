@@ -93,6 +93,9 @@ pub struct Model {
     pub kv_cache: &'static mut [u16],
     /// Logits of the last evaluated token (n_vocab).
     pub logits: Vec<f32>,
+    /// RoPE cos/sin tables from the host (global layers, then sliding-window layers), each
+    /// (n_ctx, n_rot/2, 2).
+    pub rope: Vec<f32>,
     pub scratch: Scratch,
 }
 
@@ -150,7 +153,7 @@ fn vec_of(t: Option<Tensor>, n: usize) -> Result<Option<Tensor>, i32> {
 
 impl Model {
     /// Resolves `cfg` and its per-layer tensors against the directory; allocates caches.
-    pub fn new(dir: &Directory, cfg: ModelConfig, layers: &[LayerTensors]) -> Result<Self, i32> {
+    pub fn new(dir: &Directory, cfg: ModelConfig, layers: &[LayerTensors], rope: Vec<f32>) -> Result<Self, i32> {
         check_config(&cfg)?;
         if layers.len() != cfg.n_layer as usize {
             return Err(status::ERR_BAD_CONFIG);
@@ -198,7 +201,7 @@ impl Model {
         let mats = [&tok_embd, &output].into_iter().chain(specs.iter().flat_map(|s| [&s.wq, &s.wk, &s.wv, &s.wo, &s.ffn_gate, &s.ffn_up, &s.ffn_down]));
         let scratch = Scratch::new(&cfg, mats, chunk_bytes)?;
         let logits = try_zeroed_f32(cfg.n_vocab as usize)?;
-        Ok(Self { cfg, memory64, units: dir.units.clone(), layers: specs, tok_embd, output, output_norm, kv_cache, logits, scratch })
+        Ok(Self { cfg, memory64, units: dir.units.clone(), layers: specs, tok_embd, output, output_norm, kv_cache, logits, rope, scratch })
     }
 }
 

@@ -81,21 +81,16 @@ pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
     dequantize_row(ty, row, out);
 }
 
-/// `ggml_rope_ext` on one head vector (len ≥ n_rot) at position `pos`, ggml's way: the angle
-/// starts at `pos` and is multiplied by `theta_scale = base^(-2/n_rot)` for each pair.
-/// (Known difference: llama.cpp takes cos/sin from glibc's `cosf`/`sinf`, which are not always
-/// correctly rounded; ours are, so a rotated value can differ in the last bit.)
-pub fn rope(v: &mut [f32], pos: usize, n_rot: usize, base: f32, neox: bool) {
-    let theta_scale = base.powf(-2.0 / n_rot as f32);
-    let mut theta = pos as f32;
-    for i0 in (0..n_rot).step_by(2) {
-        let (s, c) = theta.sin_cos();
+/// `ggml_rope_ext` on one head vector (len ≥ n_rot) with `cs` = this position's row of the
+/// host's RoPE table (n_rot/2 pairs of cos, sin). NORM rotates adjacent pairs, NeoX halves.
+pub fn rope(v: &mut [f32], cs: &[f32], n_rot: usize, neox: bool) {
+    for (k, i0) in (0..n_rot).step_by(2).enumerate() {
+        let (c, s) = (cs[2 * k], cs[2 * k + 1]);
         let (a, b) = if neox { (i0 / 2, i0 / 2 + n_rot / 2) } else { (i0, i0 + 1) };
         let (x0, x1) = (v[a], v[b]);
         // As compiled in ggml's rotate_pairs (GCC contracts a·b ± c·d into one fused op).
         v[a] = fma(x0, c, -(x1 * s));
         v[b] = fma(x0, s, x1 * c);
-        theta *= theta_scale;
     }
 }
 
@@ -145,15 +140,26 @@ pub fn attend(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, sta
     }
 }
 
-/// f16 · f16 dot (`ggml_vec_dot_f16`), accumulated in f32 with fused multiply-adds.
+/// f16 · f16 dot (`ggml_vec_dot_f16`) in the order of ggml's AVX-512 build: four 16-lane f32
+/// accumulators fed with fused multiply-adds, 64 elements per step; then x0+x2, x1+x3, x0+x1, and
+/// the 16 lanes reduced as GCC's `_mm512_reduce_add_ps` does (halves, then quarters, then pairs);
+/// a tail of fewer than 64 elements is added product by product in f64 (`ggml_float`).
 fn dot_f16(k: &[u16], q16: &[f32]) -> f32 {
-    let mut lanes = [0f32; 32];
-    for (kc, qc) in k.chunks(32).zip(q16.chunks(32)) {
-        for ((l, &kb), &qv) in lanes.iter_mut().zip(kc).zip(qc) {
-            *l = fma(f16_to_f32(kb), qv, *l);
+    let np = k.len() / 64 * 64;
+    let mut acc = [0f32; 64];
+    for (kc, qc) in k[..np].chunks_exact(64).zip(q16[..np].chunks_exact(64)) {
+        for ((a, &kb), &qv) in acc.iter_mut().zip(kc).zip(qc) {
+            *a = fma(f16_to_f32(kb), qv, *a);
         }
     }
-    lanes.iter().sum()
+    let x: [f32; 16] = core::array::from_fn(|l| (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]));
+    let w: [f32; 8] = core::array::from_fn(|l| x[l + 8] + x[l]);
+    let u: [f32; 4] = core::array::from_fn(|l| w[l + 4] + w[l]);
+    let mut sum = f64::from((u[0] + u[2]) + (u[1] + u[3]));
+    for (&kb, &qv) in k[np..].iter().zip(&q16[np..k.len()]) {
+        sum += f64::from(f16_to_f32(kb) * qv);
+    }
+    sum as f32
 }
 
 /// a·b + c rounded once, like the FMA instructions of ggml's x86 kernels.

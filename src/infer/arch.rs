@@ -34,6 +34,13 @@ impl ArchConfig {
         for l in &self.layers {
             out.extend_from_slice(&pod_bytes(l));
         }
+        let c = &self.cfg;
+        let bases = [c.rope_freq_base, c.rope_freq_base_swa];
+        for &base in &bases[..wasm_chord_abi::rope_tables(c)] {
+            for v in rope_table(base, c.n_rot, c.n_ctx) {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
         out
     }
 
@@ -41,6 +48,37 @@ impl ArchConfig {
     pub fn kv_bytes(&self, n_ctx: u32) -> u64 {
         let c = &self.cfg;
         2 * 2 * u64::from(c.n_layer) * u64::from(n_ctx) * u64::from(c.n_head_kv) * u64::from(c.head_dim)
+    }
+}
+
+/// RoPE cos/sin for positions `0..n_ctx` and pairs `0..n_rot/2`, computed as ggml's
+/// `ggml_rope_cache_init` does — the angle starts at the position and is multiplied by
+/// `powf(base, -2/n_rot)` per pair — with the platform libm's `powf`, `cosf` and `sinf` (what
+/// llama.cpp calls; glibc's are not always correctly rounded, so Rust's own would differ in the
+/// last bit now and then, and these models amplify such bits).
+pub fn rope_table(base: f32, n_rot: u32, n_ctx: u32) -> Vec<f32> {
+    // SAFETY: plain libm calls on finite floats; no pointers involved.
+    let theta_scale = unsafe { libm_f32::powf(base, -2.0 / n_rot as f32) };
+    let mut out = Vec::with_capacity(n_ctx as usize * n_rot as usize);
+    for pos in 0..n_ctx {
+        let mut theta = pos as f32;
+        for _ in 0..n_rot / 2 {
+            // SAFETY: as above.
+            let (c, s) = unsafe { (libm_f32::cosf(theta), libm_f32::sinf(theta)) };
+            out.push(c);
+            out.push(s);
+            theta *= theta_scale;
+        }
+    }
+    out
+}
+
+/// The platform C library's single-precision functions (the `libc` crate does not declare them).
+mod libm_f32 {
+    unsafe extern "C" {
+        pub fn powf(x: f32, y: f32) -> f32;
+        pub fn cosf(x: f32) -> f32;
+        pub fn sinf(x: f32) -> f32;
     }
 }
 
