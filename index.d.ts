@@ -11,6 +11,18 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A GGUF model loaded into a sandboxed wasm32 guest. Create it with `Model.load`. */
 export declare class Model {
+  /**
+   * Generates text from a prompt (text, tokenized with the model's tokenizer — BOS/EOS as the
+   * model says, special-token text recognised — or token ids) on a thread of the addon's own.
+   * Rejects with `ERR_ABORTED` (signal), `ERR_DISPOSED`, `ERR_INVALID_OPTION`,
+   * `ERR_CONTEXT_TOO_LARGE` (prompt longer than the context), `ERR_UNSUPPORTED_ARCH`, …
+   */
+  generate(prompt: string | number[], options?: GenerateOptions): Promise<GenerateResult>
+  /**
+   * Like `generate`, as an async iterator of text chunks (complete UTF-8); leaving the loop early
+   * (`break`) stops the generation. `result` resolves to what `generate` would give.
+   */
+  stream(prompt: string | number[], options?: GenerateOptions): AsyncIterableIterator<string> & { result: Promise<GenerateResult> }
   /** Same as `dispose()`: enables `await using model = await Model.load(...)`. */
   [Symbol.asyncDispose](): Promise<void>
   /**

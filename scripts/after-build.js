@@ -22,6 +22,25 @@ if (!text.includes(marker)) {
     `$1  /** Same as \`dispose()\`: enables \`await using model = await Model.load(...)\`. */\n  ${marker}\n`,
   )
 }
+const gen = 'generate(prompt: string | number[], options?: GenerateOptions): Promise<GenerateResult>'
+if (!text.includes(gen)) {
+  text = text.replace(
+    /(export declare class Model \{\n)/,
+    `$1  /**
+   * Generates text from a prompt (text, tokenized with the model's tokenizer — BOS/EOS as the
+   * model says, special-token text recognised — or token ids) on a thread of the addon's own.
+   * Rejects with \`ERR_ABORTED\` (signal), \`ERR_DISPOSED\`, \`ERR_INVALID_OPTION\`,
+   * \`ERR_CONTEXT_TOO_LARGE\` (prompt longer than the context), \`ERR_UNSUPPORTED_ARCH\`, …
+   */
+  ${gen}
+  /**
+   * Like \`generate\`, as an async iterator of text chunks (complete UTF-8); leaving the loop early
+   * (\`break\`) stops the generation. \`result\` resolves to what \`generate\` would give.
+   */
+  stream(prompt: string | number[], options?: GenerateOptions): AsyncIterableIterator<string> & { result: Promise<GenerateResult> }
+`,
+  )
+}
 if (!text.includes('export type GgufMetadataValue')) {
   text += `
 /** A GGUF metadata value: integers beyond 2^53 are BigInts; long arrays are summarised. */
