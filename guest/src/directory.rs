@@ -13,7 +13,8 @@ pub struct Directory {
     pub tensors: Vec<TensorEntry>,
 }
 
-fn read<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
+/// A `#[repr(C)]` ABI struct read (unaligned) from `bytes` at `at`, if it lies inside.
+pub(crate) fn read<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
     let end = at.checked_add(core::mem::size_of::<T>())?;
     let src = bytes.get(at..end)?;
     // SAFETY: `src` holds size_of::<T>() bytes; T is a #[repr(C)] plain-old-data ABI struct for

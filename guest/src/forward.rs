@@ -6,7 +6,8 @@ use wasm_chord_abi::{arch, rope_type, status};
 use crate::bridge;
 use crate::taps::tap;
 use crate::model::{LayerSpec, Model, Scratch, Tensor};
-use crate::ops::{add_bias, attend, dequantize, geglu, matmul, matmul_rows, quantize_for, rms_norm, rms_norm_f32w, rope, swiglu};
+use crate::ops::{add_bias, attend, geglu, matmul, matmul_rows, quantize_rows, rms_norm, rms_norm_f32w, rms_norm_in_place, rope, swiglu};
+use wasm_chord_kernels::dequantize_row;
 
 /// Runs `tokens` at positions `pos..pos + n` and leaves the last token's logits in `m.logits`.
 pub fn eval(m: &mut Model, tokens: &[u32], pos: usize) -> Result<(), i32> {
@@ -56,7 +57,7 @@ fn embed(m: &mut Model, tokens: &[u32]) -> Result<(), i32> {
             &t.bytes_at(u.resident_ptr as usize)[at..at + t.row_bytes]
         };
         let xi = &mut x[i * e..(i + 1) * e];
-        dequantize(t.ty, row, xi);
+        dequantize_row(t.ty, row, xi);
         if m.cfg.arch == arch::GEMMA3 {
             xi.iter_mut().for_each(|v| *v *= m.cfg.embd_scale);
         }
@@ -71,7 +72,7 @@ fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: us
     let (nq, nkv) = (c.n_head as usize * hd, c.n_head_kv as usize * hd);
     let per = m.kv_cache.len() / (2 * m.layers.len());
     let (kc, vc) = m.kv_cache[2 * il * per..2 * (il + 1) * per].split_at_mut(per);
-    let Scratch { x, xb, q, k, v, att, qact, scores: acc, .. } = &mut m.scratch;
+    let Scratch { x, xb, q, k, v, att, qact, acc, .. } = &mut m.scratch;
     let (x, xb) = (&mut x[..n * e], &mut xb[..n * e]);
     tap(il, "inp", x);
     for t in 0..n {
@@ -96,8 +97,7 @@ fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: us
         for (vecs, norm) in [(&mut q[t * nq..(t + 1) * nq], l.q_norm), (&mut k[t * nkv..(t + 1) * nkv], l.k_norm)] {
             for head in vecs.chunks_exact_mut(hd) {
                 if let Some(w) = norm {
-                    let h = head.to_vec();
-                    rms_norm(&h, w.bytes_at(base), c.rms_eps, head);
+                    rms_norm_in_place(head, w.bytes_at(base), c.rms_eps);
                 }
                 let p = pos + t;
                 rope(head, &table[p * c.n_rot as usize..(p + 1) * c.n_rot as usize], c.n_rot as usize, neox);
@@ -143,8 +143,7 @@ fn store_kv(kc: &mut [u16], vc: &mut [u16], k: &[f32], v: &[f32], pos: usize, nk
 fn residual(x: &mut [f32], y: &mut [f32], post_norm: Option<&[u8]>, eps: f32, e: usize) {
     for (xr, yr) in x.chunks_exact_mut(e).zip(y.chunks_exact_mut(e)) {
         if let Some(w) = post_norm {
-            let tmp = yr.to_vec();
-            rms_norm(&tmp, w, eps, yr);
+            rms_norm_in_place(yr, w, eps);
         }
         xr.iter_mut().zip(yr.iter()).for_each(|(a, b)| *a += b);
     }
@@ -179,7 +178,7 @@ fn output_head(w: &Tensor, units: &[wasm_chord_abi::UnitEntry], memory64: bool, 
         matmul(w, w.bytes_at(u.resident_ptr as usize), x, 1, qact, logits);
         return Ok(());
     }
-    let qrb = quantize_for(w, x, 1, qact);
+    let qrb = quantize_rows(w, x, 1, qact);
     let rows_per_chunk = (chunk.len() / w.row_bytes).max(1);
     let mut r0 = 0;
     while r0 < w.rows {

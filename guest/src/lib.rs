@@ -114,7 +114,7 @@ pub extern "C" fn wc_acquire_layer(layer: i32, out_ptr: i32) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     let Some(bytes) = guest_bytes(cfg_ptr, cfg_len) else { return status::ERR_BAD_POINTER };
-    let Some(cfg) = read_pod::<ModelConfig>(bytes, 0) else { return status::ERR_BAD_CONFIG };
+    let Some(cfg) = directory::read::<ModelConfig>(bytes, 0) else { return status::ERR_BAD_CONFIG };
     let head = core::mem::size_of::<ModelConfig>();
     let lt = core::mem::size_of::<LayerTensors>();
     let rope_at = head + cfg.n_layer as usize * lt;
@@ -122,7 +122,7 @@ pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     if cfg.n_layer as usize > wasm_chord_abi::MAX_LAYERS || bytes.len() != rope_at + rope_len * 4 {
         return status::ERR_BAD_CONFIG;
     }
-    let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| read_pod(bytes, head + i * lt)).collect();
+    let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| directory::read(bytes, head + i * lt)).collect();
     let rope: Vec<f32> = bytes[rope_at..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
     let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };
@@ -196,13 +196,6 @@ fn guest_bytes(ptr: i32, len: i32) -> Option<&'static [u8]> {
     // SAFETY: the range was checked to lie inside our memory; the host wrote it before the call
     // and does not touch it while the call runs (the guest is single-threaded).
     Some(unsafe { core::slice::from_raw_parts(ptr as u32 as usize as *const u8, len as usize) })
-}
-
-fn read_pod<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
-    let src = bytes.get(at..at.checked_add(core::mem::size_of::<T>())?)?;
-    // SAFETY: `src` holds size_of::<T>() bytes; T is a #[repr(C)] ABI struct of i32/u32/f32
-    // fields, valid for every bit pattern; read_unaligned has no alignment requirement.
-    Some(unsafe { core::ptr::read_unaligned(src.as_ptr().cast::<T>()) })
 }
 
 /// Calls `memory64_stats` and copies the result to `out_ptr`.

@@ -119,8 +119,8 @@ pub struct Scratch {
     pub up: Vec<f32>,
     /// Quantized activation rows (n, row bytes of the widest input in its vec_dot type).
     pub qact: Vec<u8>,
-    /// Attention accumulator of one head (n_ctx ≥ head_dim floats).
-    pub scores: Vec<f32>,
+    /// Attention value accumulator of one head (head_dim).
+    pub acc: Vec<f32>,
     /// Streamed output-head rows (Memory64 mode).
     pub chunk: Vec<u8>,
 }
@@ -200,7 +200,7 @@ impl Model {
         let chunk_bytes = if memory64 { (HEAD_CHUNK_BYTES / output.row_bytes).max(1) * output.row_bytes } else { 0 };
         let mats = [&tok_embd, &output].into_iter().chain(specs.iter().flat_map(|s| [&s.wq, &s.wk, &s.wv, &s.wo, &s.ffn_gate, &s.ffn_up, &s.ffn_down]));
         let scratch = Scratch::new(&cfg, mats, chunk_bytes)?;
-        let logits = try_zeroed_f32(cfg.n_vocab as usize)?;
+        let logits = try_zeroed(cfg.n_vocab as usize)?;
         Ok(Self { cfg, memory64, units: dir.units.clone(), layers: specs, tok_embd, output, output_norm, kv_cache, logits, rope, scratch })
     }
 }
@@ -280,14 +280,6 @@ fn fresh_zeroed_u16(n: usize) -> Result<&'static mut [u16], i32> {
     }
 }
 
-fn try_zeroed_f32(n: usize) -> Result<Vec<f32>, i32> {
-    try_zeroed(n)
-}
-
-fn try_zeroed_u8(n: usize) -> Result<Vec<u8>, i32> {
-    try_zeroed(n)
-}
-
 impl Scratch {
     fn new<'a>(c: &ModelConfig, mats: impl Iterator<Item = &'a Tensor>, chunk_bytes: usize) -> Result<Self, i32> {
         let n = c.n_batch as usize;
@@ -298,17 +290,17 @@ impl Scratch {
             qrow = qrow.max(t.ty.vec_dot_type().row_bytes(t.cols).ok_or(status::ERR_BAD_CONFIG)?);
         }
         Ok(Self {
-            x: try_zeroed_f32(n * e)?,
-            xb: try_zeroed_f32(n * e)?,
-            q: try_zeroed_f32(n * nq)?,
-            k: try_zeroed_f32(n * nkv)?,
-            v: try_zeroed_f32(n * nkv)?,
-            att: try_zeroed_f32(n * nq)?,
-            gate: try_zeroed_f32(n * ff)?,
-            up: try_zeroed_f32(n * ff)?,
-            qact: try_zeroed_u8(n * qrow)?,
-            scores: try_zeroed_f32((c.n_ctx.max(c.head_dim)) as usize)?,
-            chunk: try_zeroed_u8(chunk_bytes)?,
+            x: try_zeroed(n * e)?,
+            xb: try_zeroed(n * e)?,
+            q: try_zeroed(n * nq)?,
+            k: try_zeroed(n * nkv)?,
+            v: try_zeroed(n * nkv)?,
+            att: try_zeroed(n * nq)?,
+            gate: try_zeroed(n * ff)?,
+            up: try_zeroed(n * ff)?,
+            qact: try_zeroed(n * qrow)?,
+            acc: try_zeroed(c.head_dim as usize)?,
+            chunk: try_zeroed(chunk_bytes)?,
         })
     }
 }

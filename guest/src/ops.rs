@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{GgmlType, dequantize_row, f16_to_f32, f32_to_f16, quantize_row, vec_dot};
+use wasm_chord_kernels::{f16_to_f32, f32_to_f16, quantize_row, vec_dot};
 
 use crate::model::Tensor;
 
@@ -12,22 +12,33 @@ fn f32_at(bytes: &[u8], i: usize) -> f32 {
     f32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// `ggml_rms_norm` then `ggml_mul` by `w` (F32 bytes, len n): y = (x · 1/sqrt(mean(x²) + eps)) · w.
-/// The sum of squares is accumulated in f64, as ggml does.
-pub fn rms_norm(x: &[f32], w: &[u8], eps: f32, y: &mut [f32]) {
+/// `ggml_rms_norm`'s factor 1/sqrt(mean(x²) + eps); the sum of squares is accumulated in f64,
+/// as ggml does.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
     let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    1.0 / (mean + eps).sqrt()
+}
+
+/// `ggml_rms_norm` then `ggml_mul` by `w` (F32 bytes, len n): y = (x · 1/sqrt(mean(x²) + eps)) · w.
+pub fn rms_norm(x: &[f32], w: &[u8], eps: f32, y: &mut [f32]) {
+    let scale = rms_scale(x, eps);
     for (i, (yi, &xi)) in y.iter_mut().zip(x).enumerate() {
         *yi = (xi * scale) * f32_at(w, i);
     }
 }
 
+/// [`rms_norm`] in place.
+pub fn rms_norm_in_place(x: &mut [f32], w: &[u8], eps: f32) {
+    let scale = rms_scale(x, eps);
+    for (i, xi) in x.iter_mut().enumerate() {
+        *xi = (*xi * scale) * f32_at(w, i);
+    }
+}
+
 /// In-place [`rms_norm`] with weights already as f32 (the output norm).
 pub fn rms_norm_f32w(x: &mut [f32], w: &[f32], eps: f32) {
-    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
-    let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for (xi, &wi) in x.iter_mut().zip(w) {
         *xi = (*xi * scale) * wi;
     }
@@ -45,7 +56,7 @@ pub fn add_bias(x: &mut [f32], b: &[u8]) {
 
 /// Quantizes the `n` rows of `x` (each `w.cols` wide) to `w`'s activation type, into `qact`.
 /// Returns the bytes of one quantized row.
-fn quantize_rows(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
+pub fn quantize_rows(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
     let vt = w.ty.vec_dot_type();
     let qrb = vt.row_bytes(w.cols).unwrap_or(0);
     for t in 0..n {
@@ -69,16 +80,6 @@ pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize
             out[t * w.rows + r0 + i] = vec_dot(w.ty, w.cols, row, &qact[t * qrb..(t + 1) * qrb]);
         }
     }
-}
-
-/// Quantizes activations for [`matmul_rows`] (used when weight rows arrive in chunks).
-pub fn quantize_for(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
-    quantize_rows(w, x, n, qact)
-}
-
-/// `ggml_get_rows` of one row (dequantized to f32).
-pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
-    dequantize_row(ty, row, out);
 }
 
 /// `ggml_rope_ext` on one head vector (len ≥ n_rot) with `cs` = this position's row of the

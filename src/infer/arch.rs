@@ -9,6 +9,7 @@ use wasm_chord_abi::{LayerTensors, ModelConfig, NO_TENSOR, arch, rope_type};
 use crate::error::{ErrorCode as E, Result, fail};
 use crate::gguf::GgufFile;
 use crate::model::UnitTable;
+use crate::model::pod_bytes;
 
 /// Context length used when the caller gives none and the model's is larger.
 pub const DEFAULT_CONTEXT_CAP: u32 = 4096;
@@ -82,11 +83,6 @@ mod libm_f32 {
     }
 }
 
-fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
-    // SAFETY: T is ModelConfig or LayerTensors: #[repr(C)], only 4-byte fields, no padding
-    // (sizes asserted in the abi crate), so every byte is initialised.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
-}
 
 struct Meta<'a> {
     gguf: &'a GgufFile,

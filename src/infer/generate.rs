@@ -100,10 +100,7 @@ pub fn generate(r: &mut dyn Runner, prompt: &[u32], opts: &GenerateOptions, on_t
     let check = || if aborted() { fail(E::Aborted, "generation aborted") } else { Ok(()) };
     let t0 = Instant::now();
     let mut logits = Vec::new();
-    for (i, batch) in prompt.chunks(r.n_batch().max(1)).enumerate() {
-        check()?;
-        r.eval(batch, i * r.n_batch().max(1), &mut logits)?;
-    }
+    eval_prompt(r, prompt, &mut logits, aborted)?;
     let mut timings = Timings { prompt_tokens: prompt.len(), prompt_ms: ms(t0), ..Timings::default() };
     let t1 = Instant::now();
     let mut sampler = Sampler::new(opts.sampler.clone());
@@ -143,6 +140,19 @@ pub fn generate(r: &mut dyn Runner, prompt: &[u32], opts: &GenerateOptions, on_t
     timings.generated_tokens = tokens.len();
     timings.generate_ms = ms(t1);
     Ok(Generation { text: out.text, tokens, stop_reason, timings })
+}
+
+/// Runs `prompt` from position 0 in batches of `n_batch`, polling `aborted` before each, and
+/// leaves the last token's logits in `logits`.
+pub fn eval_prompt(r: &mut dyn Runner, prompt: &[u32], logits: &mut Vec<f32>, aborted: &dyn Fn() -> bool) -> Result<()> {
+    let nb = r.n_batch().max(1);
+    for (i, batch) in prompt.chunks(nb).enumerate() {
+        if aborted() {
+            return fail(E::Aborted, "generation aborted");
+        }
+        r.eval(batch, i * nb, logits)?;
+    }
+    Ok(())
 }
 
 fn ms(t: Instant) -> f64 {

@@ -8,6 +8,6 @@ pub mod sampler;
 pub mod vocab;
 
 pub use arch::{ArchConfig, DEFAULT_BATCH, DEFAULT_CONTEXT_CAP, resolve};
-pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, generate};
+pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, eval_prompt, generate};
 pub use sampler::{Sampler, SamplerOptions, argmax};
 pub use vocab::{TextStream, Tokenizer, tokenizer_from_gguf};

@@ -338,7 +338,7 @@ fn directory_bytes(gguf: &GgufFile, units: &UnitTable, mode: MemoryMode, residen
 }
 
 /// The bytes of a `#[repr(C)]` ABI struct (all of them are padding-free POD).
-fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
+pub(crate) fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
     // SAFETY: T is one of the abi crate's #[repr(C)] structs made only of integers with no padding
     // (their sizes are asserted at compile time), so every byte is initialised.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()

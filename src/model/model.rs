@@ -12,7 +12,7 @@ use super::info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, current_rss};
 use super::loader::MemoryPlan;
 use super::units::UnitTable;
 use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
-use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, generate, tokenizer_from_gguf};
+use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate, tokenizer_from_gguf};
 use crate::gguf::GgufFile;
 use crate::host::Guest;
 use crate::memory64::CacheStats;
@@ -81,10 +81,7 @@ impl Memory64Model {
         if tokens.is_empty() || tokens.len() > r.n_ctx() {
             return fail(E::ContextTooLarge, format!("{} tokens for a context of {}", tokens.len(), r.n_ctx()));
         }
-        let nb = r.n_batch();
-        for (i, b) in tokens.chunks(nb).enumerate() {
-            r.eval(b, i * nb, &mut logits)?;
-        }
+        eval_prompt(&mut r, tokens, &mut logits, &|| false)?;
         Ok(logits)
     }
 

@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use super::errors::invalid_option;
 use super::job::Job;
-use super::model::{Model, Shared};
+use super::model::{Model, Shared, disposed};
 use super::options::watch_signal;
 use crate::error::{ChordError, ErrorCode};
 use crate::infer::{GenerateOptions as CoreGenerateOptions, Generation};
@@ -265,10 +265,6 @@ pub fn is_set(flag: &AtomicBool) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
-/// Error for a JS call on a disposed model.
-pub fn disposed() -> ChordError {
-    ChordError::new(ErrorCode::Disposed, "the model was disposed")
-}
 
 /// A prompt: text (tokenized with the model's tokenizer) or token ids.
 enum Prompt {

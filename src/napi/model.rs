@@ -41,7 +41,8 @@ pub struct Model {
     pub(super) shared: Arc<Shared>,
 }
 
-fn disposed() -> ChordError {
+/// Error for a call on a disposed model.
+pub(super) fn disposed() -> ChordError {
     ChordError::new(ErrorCode::Disposed, "the model was disposed")
 }
 
