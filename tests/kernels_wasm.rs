@@ -60,6 +60,7 @@ struct Guest {
     quant: TypedFunc<(i32, i32, i32, i32, i32), i32>,
     dequant: TypedFunc<(i32, i32, i32, i32), i32>,
     matvec: TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i32>,
+    act: TypedFunc<(i32, i32, i32, i32, f32, i32), f32>,
 }
 
 impl Guest {
@@ -84,6 +85,9 @@ impl Guest {
         let matvec = instance
             .get_typed_func(&mut store, "wc_kernel_matvec")
             .expect("wc_kernel_matvec");
+        let act = instance
+            .get_typed_func(&mut store, "wc_kernel_act")
+            .expect("wc_kernel_act");
         Self {
             store,
             memory,
@@ -92,6 +96,7 @@ impl Guest {
             quant,
             dequant,
             matvec,
+            act,
         }
     }
 
@@ -294,8 +299,10 @@ fn simd_vec_dot_matches_reference_for_every_type() {
     }
 }
 
-/// Many short rows of the 32-element types, each dot bit-exact: a wider net for rare
-/// rounding cases (e.g. the double rounding `fma` emulations can suffer) than the long rows.
+/// Many short rows of the 32-element types through the guest's mat-vec (`vec_dot_rows`: several
+/// rows per pass, a remainder row, a tail of blocks not filling a group of 4), each dot
+/// bit-exact: a wider net for rare rounding cases (e.g. the double rounding `fma` emulations can
+/// suffer) than the long rows.
 #[test]
 fn simd_vec_dot_32_is_bit_exact_on_many_rows() {
     if !host_has_fma() {
@@ -304,7 +311,7 @@ fn simd_vec_dot_32_is_bit_exact_on_many_rows() {
     }
     let mut g = Guest::new();
     let mut rng = Rng(0x0DDB_A11C_AFE5_EED5);
-    let (n, rows) = (896usize, 400usize);
+    let (n, rows) = (928usize, 403usize);
     for t in BIT_EXACT {
         let vt = t.vec_dot_type();
         let y: Vec<f32> = (0..n)
@@ -492,6 +499,65 @@ fn bad_input_is_rejected_not_trapped() {
             .unwrap()
             < 0
     );
+}
+
+fn f32_bytes(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn bytes_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Edge values for the f16 rounding: ties at the half step, the f16 maximum and its overflow
+/// tie, subnormal halves and their ties, zeros, infinities.
+const F16_EDGES: [f32; 14] = [
+    65504.0, 65519.99, 65520.0, -65520.0, 1.0 + 1.0 / 2048.0, 1.0 + 3.0 / 2048.0, 6.1035156e-5,
+    6.0e-5, 2.9802322e-8, 8.940697e-8, 0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY,
+];
+
+/// The attention and SwiGLU kernels (`wasm_chord_kernels::act`): the guest's SIMD path equals the
+/// scalar reference bit for bit (on FMA hosts), for lengths with and without a scalar tail.
+#[test]
+fn simd_act_kernels_match_reference() {
+    if !host_has_fma() {
+        eprintln!("skipping bit-exact comparison: no FMA on this host");
+        return;
+    }
+    let mut g = Guest::new();
+    let mut rng = Rng(0xACE5);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for n in [64usize, 128, 80, 13, 256] {
+        for scale in [1.0f32, 40.0, 1e-4, 3000.0] {
+            let kf: Vec<f32> = (0..n).map(|_| rng.f32() * scale).collect();
+            let kh: Vec<u8> = kf.iter().flat_map(|&x| wasm_chord_kernels::f32_to_f16(x).to_le_bytes()).collect();
+            let q: Vec<f32> = (0..n).map(|_| wasm_chord_kernels::f16_round(rng.f32())).collect();
+            let (kp, qp) = (g.put(&kh), g.put(&f32_bytes(&q)));
+            let d = |g: &mut Guest, simd| g.act.call(&mut g.store, (0, n as i32, kp, qp, 0.0, simd)).unwrap();
+            let (fast, slow) = (d(&mut g, 1), d(&mut g, 0));
+            assert_eq!(fast.to_bits(), slow.to_bits(), "dot_f16 n={n} scale={scale}: {fast} vs {slow}");
+
+            let mut acc: Vec<f32> = (0..n).map(|_| rng.f32() * scale * 2.0).collect();
+            acc[..F16_EDGES.len().min(n)].copy_from_slice(&F16_EDGES[..F16_EDGES.len().min(n)]);
+            for (op, s) in [(1, 0.7f32), (1, 1.0), (2, 0.3), (2, 1.0e-3), (3, 0.0)] {
+                let (a1, a0, vp) = (g.put(&f32_bytes(&acc)), g.put(&f32_bytes(&acc)), g.put(&kh));
+                let bp = if op == 3 { qp } else { vp };
+                assert_eq!(g.act.call(&mut g.store, (op, n as i32, a1, bp, s, 1)).unwrap(), 0.0);
+                assert_eq!(g.act.call(&mut g.store, (op, n as i32, a0, bp, s, 0)).unwrap(), 0.0);
+                let (fast, slow) = (bytes_f32(&g.get(a1, 4 * n)), bytes_f32(&g.get(a0, 4 * n)));
+                assert_eq!(bits(&fast), bits(&slow), "op {op} n={n} scale={scale} s={s}");
+            }
+        }
+    }
+    // SwiGLU over the whole range where e^-x goes from overflow to underflow.
+    let gate: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 0.07).collect();
+    let up: Vec<f32> = (0..4096).map(|_| rng.f32()).collect();
+    let (a1, a0, up_p) = (g.put(&f32_bytes(&gate)), g.put(&f32_bytes(&gate)), g.put(&f32_bytes(&up)));
+    g.act.call(&mut g.store, (3, 4096, a1, up_p, 0.0, 1)).unwrap();
+    g.act.call(&mut g.store, (3, 4096, a0, up_p, 0.0, 0)).unwrap();
+    assert_eq!(bits(&bytes_f32(&g.get(a1, 4 * 4096))), bits(&bytes_f32(&g.get(a0, 4 * 4096))));
 }
 
 /// Mat-vec throughput of the SIMD kernels in the guest (GB/s of weights). Informational:

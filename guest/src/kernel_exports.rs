@@ -6,7 +6,7 @@
 
 use wasm_chord_kernels::{
     GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
-    vec_dot_ref,
+    vec_dot_ref, vec_dot_rows,
 };
 
 /// Status: success.
@@ -105,7 +105,7 @@ pub extern "C" fn wc_kernel_vec_dot(
 }
 
 /// `rows` dots of consecutive weight rows at `w_ptr` with one activation row, into `rows` f32 at
-/// `out_ptr` (a mat-vec, for throughput measurement). `simd` as in [`wc_kernel_vec_dot`].
+/// `out_ptr` (a mat-vec). `simd` = 1: [`vec_dot_rows`]; 0: [`vec_dot_ref`] row by row.
 /// Returns 0, or a negative status.
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_kernel_matvec(
@@ -135,12 +135,12 @@ pub extern "C" fn wc_kernel_matvec(
         return ERR_BAD_POINTER;
     };
     let n = n as usize;
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(wb.max(1))) {
-        *o = if simd != 0 {
-            vec_dot(t, n, row, a)
-        } else {
-            vec_dot_ref(t, n, row, a)
-        };
+    if simd != 0 {
+        vec_dot_rows(t, n, w, a, out);
+    } else {
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(wb.max(1))) {
+            *o = vec_dot_ref(t, n, row, a);
+        }
     }
     OK
 }
@@ -187,4 +187,50 @@ pub extern "C" fn wc_kernel_dequantize_row(
     };
     dequantize_row(t, src, out);
     OK
+}
+
+/// The activation kernels of `wasm_chord_kernels::act` on `n` elements, fast path (`simd` = 1)
+/// or scalar reference (0). `op`: 0 `dot_f16` (halves at `a_ptr`, f32 at `b_ptr`; returns the
+/// dot); 1 `f16_axpy` (f32 accumulators at `a_ptr` updated in place, halves at `b_ptr`, scale
+/// `s`); 2 `f16_scale` (f32 at `a_ptr` in place, scale `s`); 3 `swiglu_v` (gate f32 at `a_ptr`
+/// in place, up f32 at `b_ptr`). Returns 0 (or the dot) on success, NaN on a bad op or pointer.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kernel_act(op: i32, n: i32, a_ptr: i32, b_ptr: i32, s: f32, simd: i32) -> f32 {
+    use wasm_chord_kernels as k;
+    let Ok(n) = usize::try_from(n) else {
+        return f32::NAN;
+    };
+    let fast = simd != 0;
+    match op {
+        0 => {
+            let (Some(kb), Some(q)) = (mem(a_ptr, 2 * n), floats(b_ptr, n)) else {
+                return f32::NAN;
+            };
+            let kh: Vec<u16> = kb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            if fast { k::dot_f16(&kh, q) } else { k::dot_f16_ref(&kh, q) }
+        }
+        1 => {
+            let (Some(acc), Some(vb)) = (floats_mut(a_ptr, n), mem(b_ptr, 2 * n)) else {
+                return f32::NAN;
+            };
+            let vh: Vec<u16> = vb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            if fast { k::f16_axpy(acc, &vh, s) } else { k::f16_axpy_ref(acc, &vh, s) }
+            0.0
+        }
+        2 => {
+            let Some(acc) = floats_mut(a_ptr, n) else {
+                return f32::NAN;
+            };
+            if fast { k::f16_scale(acc, s) } else { k::f16_scale_ref(acc, s) }
+            0.0
+        }
+        3 => {
+            let (Some(gate), Some(up)) = (floats_mut(a_ptr, n), floats(b_ptr, n)) else {
+                return f32::NAN;
+            };
+            if fast { k::swiglu_v(gate, up) } else { k::swiglu_v_ref(gate, up) }
+            0.0
+        }
+        _ => f32::NAN,
+    }
 }

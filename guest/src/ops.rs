@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{f16_to_f32, f32_to_f16, quantize_row, vec_dot};
+use wasm_chord_kernels::{dot_f16, f16_axpy, f16_scale, quantize_row, swiglu_v, vec_dot_rows};
 
 use crate::model::Tensor;
 
@@ -75,9 +75,13 @@ pub fn matmul(w: &Tensor, wbytes: &[u8], x: &[f32], n: usize, qact: &mut [u8], o
 /// Dots weight rows `[r0, r0 + wbytes.len()/row_bytes)` with `n` already-quantized activation
 /// rows; writes out[t · w.rows + r].
 pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
-    for (i, row) in wbytes.chunks_exact(w.row_bytes).enumerate() {
+    // Chunks of rows small enough to stay in L1 while every token of the batch passes over them.
+    let chunk_rows = (16 * 1024 / w.row_bytes.max(1)).clamp(4, 64) / 4 * 4;
+    for (c, chunk) in wbytes.chunks(chunk_rows * w.row_bytes).enumerate() {
+        let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         for t in 0..n {
-            out[t * w.rows + r0 + i] = vec_dot(w.ty, w.cols, row, &qact[t * qrb..(t + 1) * qrb]);
+            let o = t * w.rows + first;
+            vec_dot_rows(w.ty, w.cols, chunk, &qact[t * qrb..(t + 1) * qrb], &mut out[o..o + rows]);
         }
     }
 }
@@ -96,16 +100,14 @@ pub fn rope(v: &mut [f32], cs: &[f32], n_rot: usize, neox: bool) {
 }
 
 /// Rounds through f16 (what ggml does when an f32 operand meets an F16 tensor in `mul_mat`).
-#[inline]
-pub fn f16_round(x: f32) -> f32 {
-    f16_to_f32(f32_to_f16(x))
-}
+pub use wasm_chord_kernels::f16_round;
 
 /// One head's causal attention for one query, as llama.cpp's CPU flash-attention kernel
 /// (`ggml_compute_forward_flash_attn_ext_f16`, what llama.cpp picks on CPU by default) computes
 /// it: q rounded to f16; for each position an f16·f16 dot scaled by `kq_scale`; an online
 /// softmax whose running value sum is kept in **f16** (rescaled by e^(M_old − M) when the max
-/// grows, then `acc += v · e^(s − M)` rounded to f16); finally acc / S in f32.
+/// grows, then `acc += v · e^(s − M)` rounded to f16); finally acc / S in f32. The f16 pieces are
+/// the SIMD kernels of `wasm_chord_kernels::act`.
 ///
 /// `k`/`v`: caches (n_ctx, kv_stride) f16 bits; this head's vectors start at `off` in each row.
 /// Positions `start..=p` are attended. `acc`: scratch of the head size.
@@ -126,41 +128,17 @@ pub fn attend(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, sta
         if s > max {
             ms = (max - s).exp();
             max = s;
-            acc.iter_mut().for_each(|a| *a = f16_round(*a * ms));
+            f16_scale(acc, ms);
         } else {
             vs = (s - max).exp();
         }
-        for (a, &vb) in acc.iter_mut().zip(&v[row..row + hd]) {
-            *a = f16_round(fma(f16_to_f32(vb), vs, *a));
-        }
+        f16_axpy(acc, &v[row..row + hd], vs);
         sum = sum * ms + vs;
     }
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for (o, &a) in out.iter_mut().zip(acc.iter()) {
         *o = a * inv;
     }
-}
-
-/// f16 · f16 dot (`ggml_vec_dot_f16`) in the order of ggml's AVX-512 build: four 16-lane f32
-/// accumulators fed with fused multiply-adds, 64 elements per step; then x0+x2, x1+x3, x0+x1, and
-/// the 16 lanes reduced as GCC's `_mm512_reduce_add_ps` does (halves, then quarters, then pairs);
-/// a tail of fewer than 64 elements is added product by product in f64 (`ggml_float`).
-fn dot_f16(k: &[u16], q16: &[f32]) -> f32 {
-    let np = k.len() / 64 * 64;
-    let mut acc = [0f32; 64];
-    for (kc, qc) in k[..np].chunks_exact(64).zip(q16[..np].chunks_exact(64)) {
-        for ((a, &kb), &qv) in acc.iter_mut().zip(kc).zip(qc) {
-            *a = fma(f16_to_f32(kb), qv, *a);
-        }
-    }
-    let x: [f32; 16] = core::array::from_fn(|l| (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]));
-    let w: [f32; 8] = core::array::from_fn(|l| x[l + 8] + x[l]);
-    let u: [f32; 4] = core::array::from_fn(|l| w[l + 4] + w[l]);
-    let mut sum = f64::from((u[0] + u[2]) + (u[1] + u[3]));
-    for (&kb, &qv) in k[np..].iter().zip(&q16[np..k.len()]) {
-        sum += f64::from(f16_to_f32(kb) * qv);
-    }
-    sum as f32
 }
 
 /// a·b + c rounded once, like the FMA instructions of ggml's x86 kernels.
@@ -171,37 +149,14 @@ fn fma(a: f32, b: f32, c: f32) -> f32 {
 
 /// `ggml_swiglu_split`: gate ← silu(gate) · up, silu(x) = x / (1 + e^-x). ggml's x86 builds
 /// compute e^-x with a vector approximation (`ggml_v_expf`) on whole 16-lane (AVX-512) chunks and
-/// `expf` on the tail; mirrored here so that the rounding matches.
+/// `expf` on the tail; the vector part is the kernels' `swiglu_v`, so the rounding matches.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     let vec_part = gate.len() / 16 * 16;
-    for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
-        let e = if i < vec_part { v_expf(-*g) } else { (-*g).exp() };
-        *g = *g / (1.0 + e) * u;
+    let (gv, gt) = gate.split_at_mut(vec_part);
+    swiglu_v(gv, &up[..vec_part]);
+    for (g, &u) in gt.iter_mut().zip(&up[vec_part..]) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
     }
-}
-
-/// e^x as ggml's vector `ggml_v_expf` (AVX-512 form) computes it — the ARM optimized-routines
-/// method: n = round(x / ln2) by the 1.5·2^23 shift trick, b = x − n·ln2 in two fused steps, a
-/// degree-5 polynomial in b evaluated with fused multiply-adds, scaled by 2^n; |n| > 192 gives
-/// 0 or +inf. Every operation rounds as the vector instructions do (fused where they are fused).
-pub fn v_expf(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 0x1.8p23
-    let z = fma(x, f32::from_bits(0x3FB8_AA3B), SHIFT); // x · 0x1.715476p+0 (1/ln2) + shift
-    let n = z - SHIFT;
-    // fnmadd(a, b, c) = c − a·b, fused.
-    let b = fma(-n, f32::from_bits(0x35BF_BE8E), fma(-n, f32::from_bits(0x3F31_7200), x)); // ln2 lo 0x1.7f7d1cp-20, hi 0x1.62e4p-1
-    if n.abs() > 192.0 {
-        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
-    }
-    let u = b * b;
-    let c5 = f32::from_bits(0x3C07_2010); // 0x1.0e4020p-7
-    let c4 = f32::from_bits(0x3D2B_9F17); // 0x1.573e2ep-5
-    let c3 = f32::from_bits(0x3E2A_AF33); // 0x1.555e66p-3
-    let c2 = f32::from_bits(0x3EFF_FEDB); // 0x1.fffdb6p-2
-    let c1 = f32::from_bits(0x3F7F_FFF6); // 0x1.ffffecp-1
-    let j = fma(fma(fma(c5, b, c4), u, fma(c3, b, c2)), u, fma(c1, b, 1.0));
-    // scalef(j, n) = j · 2^n, one rounding (exact in f64, then rounded once to f32).
-    (f64::from(j) * 2f64.powi(n as i32)) as f32
 }
 
 /// GELU, tanh approximation (ggml_gelu_f32).

@@ -39,17 +39,40 @@
 
 #![cfg_attr(not(test), no_std)]
 
+mod act;
 mod dequant;
 mod dot;
 mod f16;
 mod quant;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_act;
 mod types;
 
+pub use act::{
+    dot_f16, dot_f16_ref, f16_axpy, f16_axpy_ref, f16_round, f16_scale, f16_scale_ref, swiglu_v,
+    swiglu_v_ref, v_expf_ref,
+};
+
 pub use dequant::dequantize_row;
-/// a·b + c with one rounding (a fused multiply-add; wasm has no scalar fma instruction).
-pub use dot::fma as fma_f32;
+/// a·b + c with one rounding, computed exactly in software (wasm has no scalar fma instruction):
+/// the reference the fast paths are compared with.
+pub use dot::fma as fma_ref;
+
+/// a·b + c with one rounding: on wasm32 with relaxed-simd the vector `f32x4.relaxed_madd` (fused
+/// on hosts with FMA, which is where ggml's x86 kernels fuse too), elsewhere [`fma_ref`].
+#[inline]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+    {
+        simd_act::fma1(a, b, c)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd")))]
+    {
+        dot::fma(a, b, c)
+    }
+}
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use quant::{quantize_row_ref, quantize_row_scalar};
 pub use types::{
@@ -85,6 +108,30 @@ pub fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
         dot::vec_dot_ref(t, n, w, a)
+    }
+}
+
+/// Dots of the `out.len()` consecutive weight rows in `w` (type `t`, `n` elements each, rows
+/// `t.row_bytes(n)` bytes apart) with one activation row `a` (as in [`vec_dot`]): a mat-vec. On
+/// wasm32 the 32-element types take several rows per pass over the activation (same results as
+/// [`vec_dot`] row by row, bit for bit). Writes NaN everywhere when a length does not fit.
+pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let rb = t.row_bytes(n).unwrap_or(0);
+    let fits = rb.checked_mul(out.len()).is_some_and(|total| w.len() >= total);
+    if !fits || !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot_rows: bad lengths for {t:?} n={n}");
+        out.fill(f32::NAN);
+        return;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::vec_dot_rows(t, n, w, rb, a, out)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
+            *o = dot::vec_dot_ref(t, n, row, a);
+        }
     }
 }
 

@@ -88,7 +88,7 @@ fn hsum_i32(v: v128) -> i32 {
 
 /// Sum of the 4 f32 lanes ((l0 + l2) + (l1 + l3)).
 #[inline(always)]
-fn hsum_f32(v: v128) -> f32 {
+pub(crate) fn hsum_f32(v: v128) -> f32 {
     let s = f32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     let s = f32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
     f32x4_extract_lane::<0>(s)
@@ -128,14 +128,14 @@ fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
 /// hosts that have one, equal to `_mm256_fmadd_ps` and to [`crate::dot::fma`]).
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
+pub(crate) fn madd(a: v128, b: v128, c: v128) -> v128 {
     f32x4_relaxed_madd(a, b, c)
 }
 
 /// `a·b + c` lane-wise, rounded twice (simd128 has no FMA: not bit-exact with the reference).
 #[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
-fn madd(a: v128, b: v128, c: v128) -> v128 {
+pub(crate) fn madd(a: v128, b: v128, c: v128) -> v128 {
     f32x4_add(f32x4_mul(a, b), c)
 }
 
@@ -158,11 +158,11 @@ pub(crate) fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
             GgmlType::F32 => dot_f32(n, w, a),
             GgmlType::F16 => dot_half(n, w, a, false),
             GgmlType::BF16 => dot_half(n, w, a, true),
-            GgmlType::Q4_0 => dot_q4_0(nb, w, a),
-            GgmlType::Q4_1 => dot_q4_1(nb, w, a),
-            GgmlType::Q5_0 => dot_q5_0(nb, w, a),
-            GgmlType::Q5_1 => dot_q5_1(nb, w, a),
-            GgmlType::Q8_0 => dot_q8_0(nb, w, a),
+            GgmlType::Q4_0 => dot32::<Q4_0F>(nb, w, a),
+            GgmlType::Q4_1 => dot32::<Q4_1F>(nb, w, a),
+            GgmlType::Q5_0 => dot32::<Q5_0F>(nb, w, a),
+            GgmlType::Q5_1 => dot32::<Q5_1F>(nb, w, a),
+            GgmlType::Q8_0 => dot32::<Q8_0F>(nb, w, a),
             GgmlType::Q2_K => dot_q2_k(nb, w, a),
             GgmlType::Q3_K => dot_q3_k(nb, w, a),
             GgmlType::Q4_K => dot_q4_k(nb, w, a),
@@ -200,7 +200,7 @@ unsafe fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
 
 /// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included).
 #[inline(always)]
-fn f16x8_to_f32(v: v128) -> (v128, v128) {
+pub(crate) fn f16x8_to_f32(v: v128) -> (v128, v128) {
     let cvt = |u: v128| {
         let sign = i32x4_shl(v128_and(u, u32x4_splat(0x8000)), 16);
         let em = v128_and(u, u32x4_splat(0x7FFF));
@@ -250,162 +250,51 @@ unsafe fn dot_half(n: usize, w: &[u8], a: &[u8], bf: bool) -> f32 {
     s
 }
 
-/// The halves at byte `wo` of 4 consecutive weight blocks (stride `wts`) and at `ao` of 4
-/// activation blocks (stride `ats`), starting at block `ib`, as (weights f32x4, activations f32x4).
+/// The halves at byte `base + (ib + k)·ts + off` for k = 0..4 (one field of 4 consecutive
+/// blocks of stride `ts`), as f32x4.
 ///
 /// # Safety
-/// Blocks `ib .. ib+4` exist in both rows and the offsets lie inside a block.
+/// Blocks `ib .. ib+4` exist at `base` and `off + 2 <= ts`.
 #[inline(always)]
-unsafe fn halves4(
-    w: &[u8],
-    wts: usize,
-    wo: usize,
-    a: &[u8],
-    ats: usize,
-    ao: usize,
-    ib: usize,
-) -> (v128, v128) {
+unsafe fn h4(s: &[u8], base: usize, ts: usize, off: usize, ib: usize) -> v128 {
     // SAFETY: inside blocks ib .. ib+4 (caller).
-    let hw = |k: usize| unsafe { rd16(w, (ib + k) * wts + wo) };
-    // SAFETY: as above.
-    let ha = |k: usize| unsafe { rd16(a, (ib + k) * ats + ao) };
-    f16x8_to_f32(u16x8(
-        hw(0),
-        hw(1),
-        hw(2),
-        hw(3),
-        ha(0),
-        ha(1),
-        ha(2),
-        ha(3),
-    ))
+    let r = |k: usize| unsafe { rd16(s, base + (ib + k) * ts + off) };
+    f16x8_to_f32(u16x8(r(0), r(1), r(2), r(3), 0, 0, 0, 0)).0
 }
 
-/// The 8 exact integer lane sums of the weight block at byte `bw` of `w` with the activation
-/// block at `ba` of `a`: (lanes 0..4, lanes 4..8), lane k = Σ of the products of elements
-/// 4k..4k+3 (unsafe: reads the blocks without bounds checks).
-type LanesFn = unsafe fn(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128);
+/// The activation side of one 32-element block, prepared once and shared by every weight row
+/// dotted with it (loaded quants, and what the format derives from them).
+type Act = [v128; 4];
 
-/// A 32-element block format for [`dot_blocks32`]: sizes, offsets and the integer lane sums.
-struct Fmt32 {
+/// A 32-element block format (ggml-cpu x86 `ggml_vec_dot_q{4,5,8}_{0,1}_q8_{0,1}`): sizes, the
+/// activation preparation and the 8 exact integer lane sums of a block pair (lane k = Σ of the
+/// products of elements 4k..4k+3).
+trait Fmt32 {
     /// Bytes per weight block.
-    wts: usize,
+    const WTS: usize;
     /// Bytes per activation block (34 for Q8_0, 36 for Q8_1).
-    ats: usize,
-    /// Byte offset of the weight min `m` (Q4_1/Q5_1), if any; the activation `s` is at byte 2.
-    m_off: Option<usize>,
-    /// The integer lane sums of one block pair.
-    lanes: LanesFn,
+    const ATS: usize;
+    /// Byte offset of the weight minimum `m` (Q4_1/Q5_1); the activation `s` is at byte 2.
+    const M_OFF: Option<usize>;
+    /// Prepares the activation block at byte `ba` of `a`.
+    ///
+    /// # Safety
+    /// A block of `ATS` bytes starts at `ba`.
+    unsafe fn prep(a: &[u8], ba: usize) -> Act;
+    /// The lane sums of the weight block at byte `bw` of `w` with a prepared activation block:
+    /// (lanes 0..4, lanes 4..8).
+    ///
+    /// # Safety
+    /// A block of `WTS` bytes starts at `bw`.
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128);
 }
 
-/// The running state of [`dot_blocks32`]: the 8 f32 lanes of ggml-cpu's `acc` (`__m256`) as two
-/// f32x4, and the scalar `summs` of the types with a minimum.
-struct Acc32 {
-    /// Lanes 0..4.
-    lo: v128,
-    /// Lanes 4..8.
-    hi: v128,
-    /// Σ m_w·s_a in every lane, each term fused by [`madd`]: the same single rounding as
-    /// [`crate::dot::fma`], but a 4-cycle FMA instead of a scalar f64 chain (which cost a third
-    /// of the Q4_1/Q5_1 throughput).
-    summs: v128,
-}
-
-/// Adds block `ib` to `acc`: `lane_k = fma(d, isum_k, lane_k)` with `d` (= d_w·d_a) splatted.
-///
-/// # Safety
-/// Block `ib` exists in both rows (and `f.lanes` reads only inside it).
+/// Byte order that makes `i32x4.dot_i16x8_s` of the low and high halves add up to sums of 4
+/// consecutive products: low = bytes {0,1,4,5,8,9,12,13}, high = {2,3,6,7,10,11,14,15}.
 #[inline(always)]
-unsafe fn block32(w: &[u8], a: &[u8], f: &Fmt32, ib: usize, d: v128, acc: &mut Acc32) {
-    // SAFETY: block ib exists (caller).
-    let (s0, s1) = unsafe { (f.lanes)(w, ib * f.wts, a, ib * f.ats) };
-    acc.lo = madd(f32x4_convert_i32x4(s0), d, acc.lo);
-    acc.hi = madd(f32x4_convert_i32x4(s1), d, acc.hi);
-}
-
-/// Block `ib + K` of a group of 4 whose `d_w·d_a` are the lanes of `d4` and (for types with a
-/// minimum) whose `m_w`, `s_a` are the lanes of `ms4`.
-///
-/// # Safety
-/// Block `ib + K` exists in both rows.
-#[inline(always)]
-unsafe fn block32_of4<const K: usize>(
-    w: &[u8],
-    a: &[u8],
-    f: &Fmt32,
-    ib: usize,
-    d4: v128,
-    ms4: Option<(v128, v128)>,
-    acc: &mut Acc32,
-) {
-    // SAFETY: forwarded.
-    unsafe { block32(w, a, f, ib + K, i32x4_shuffle::<K, K, K, K>(d4, d4), acc) };
-    if let Some((m, s)) = ms4 {
-        // Lane K is fma(m_K, s_K, summs); splat it so that every lane holds summs again.
-        let t = madd(m, s, acc.summs);
-        acc.summs = i32x4_shuffle::<K, K, K, K>(t, t);
-    }
-}
-
-/// Σ over blocks in the order of [`crate::dot`]'s `blocks32` (ggml-cpu x86
-/// `ggml_vec_dot_q{4,5,8}_{0,1}_q8_{0,1}`), bit for bit: one block at a time, its 8 integer lane
-/// sums converted to f32 and fused into 8 f32 lanes by `d_w·d_a`; `m_w·s_a` fused into a scalar
-/// (`summs`, kept in a vector lane);
-/// at the end `hsum_float_8` of the lanes plus the scalar. The f16 deltas (and mins) of 4 blocks
-/// are converted and multiplied together (the f32 products are the same as one at a time).
-///
-/// # Safety
-/// `w` holds `nb` blocks of `f.wts` bytes and `a` `nb` blocks of `f.ats`, and `f.lanes` only
-/// reads inside the blocks it is given.
-#[inline(always)]
-unsafe fn dot_blocks32(nb: usize, w: &[u8], a: &[u8], f: &Fmt32) -> f32 {
-    let mut acc = Acc32 {
-        lo: f32x4_splat(0.0),
-        hi: f32x4_splat(0.0),
-        summs: f32x4_splat(0.0),
-    };
-    let nb4 = nb / 4 * 4;
-    let mut ib = 0;
-    while ib < nb4 {
-        // SAFETY: blocks ib .. ib+4 exist (ib + 4 <= nb4 <= nb); d is at byte 0 of both.
-        let (dw, da) = unsafe { halves4(w, f.wts, 0, a, f.ats, 0, ib) };
-        let d4 = f32x4_mul(dw, da);
-        // SAFETY: m (weights) and s (Q8_1 activations) lie inside blocks ib .. ib+4.
-        let ms4 = f
-            .m_off
-            .map(|mo| unsafe { halves4(w, f.wts, mo, a, f.ats, 2, ib) });
-        // SAFETY: blocks ib .. ib+4 exist.
-        unsafe {
-            block32_of4::<0>(w, a, f, ib, d4, ms4, &mut acc);
-            block32_of4::<1>(w, a, f, ib, d4, ms4, &mut acc);
-            block32_of4::<2>(w, a, f, ib, d4, ms4, &mut acc);
-            block32_of4::<3>(w, a, f, ib, d4, ms4, &mut acc);
-        }
-        ib += 4;
-    }
-    for ib in nb4..nb {
-        let (bw, ba) = (ib * f.wts, ib * f.ats);
-        // SAFETY: block ib exists.
-        unsafe { block32(w, a, f, ib, f32x4_splat(h(w, bw) * h(a, ba)), &mut acc) };
-        if let Some(mo) = f.m_off {
-            let (m, s) = (f32x4_splat(h(w, bw + mo)), f32x4_splat(h(a, ba + 2)));
-            acc.summs = madd(m, s, acc.summs);
-        }
-    }
-    // hsum_float_8: (l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3)).
-    hsum_f32(f32x4_add(acc.hi, acc.lo)) + f32x4_extract_lane::<0>(acc.summs)
-}
-
-/// Q8_0 block: signed × signed lane sums via widening i16 dots.
-///
-/// # Safety
-/// Blocks of 34 bytes at `bw` in `w` and `ba` in `a`.
-#[inline(always)]
-unsafe fn lanes_q8_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
-    // SAFETY: bytes +2 .. +34 of each block.
-    let (x0, x1, y0, y1) =
-        unsafe { (ld(w, bw + 2), ld(w, bw + 18), ld(a, ba + 2), ld(a, ba + 18)) };
-    (dot4_i8(x0, y0), dot4_i8(x1, y1))
+fn pair_split(v: v128) -> (v128, v128) {
+    let p = i8x16_shuffle::<0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15>(v, v);
+    (i16x8_extend_low_i8x16(p), i16x8_extend_high_i8x16(p))
 }
 
 /// Low and high nibbles of 16 bytes.
@@ -414,35 +303,95 @@ fn nibbles(q: v128) -> (v128, v128) {
     (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4))
 }
 
-/// Lane sums of `y`·(`q` − `off`) for `q`, `off` in 0..=127: the dot of the unsigned quants
-/// minus `off`·Σy, corrected per lane so that each lane is the exact sum of its 4 products.
+/// `−off · Σ y` per lane of 4 bytes: the correction that turns dots with unsigned quants into
+/// dots with quants − `off`.
 #[inline(always)]
-fn dot_u7_minus(y: v128, q: v128, off: v128) -> v128 {
-    i32x4_sub(dot_u7(y, q, ZERO), dot_u7(y, off, ZERO))
+fn minus_off_sums(y: v128, off: u8) -> v128 {
+    i32x4_sub(ZERO, dot_u7(y, u8x16_splat(off), ZERO))
 }
 
-/// Q4_0 block: lanes of (nibble − 8)·a; low nibbles are elements 0..16, high 16..32.
+/// Q8_1 activation: quants at +4, no correction.
 ///
 /// # Safety
-/// An 18-byte block at `bw` in `w`, a 34-byte one at `ba` in `a`.
+/// A 36-byte block at `ba`.
 #[inline(always)]
-unsafe fn lanes_q4_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
-    // SAFETY: qs at +2 .. +18; activation quants at +2 .. +34.
-    let (q, y0, y1) = unsafe { (ld(w, bw + 2), ld(a, ba + 2), ld(a, ba + 18)) };
-    let ((lo, hi), eight) = (nibbles(q), u8x16_splat(8));
-    (dot_u7_minus(y0, lo, eight), dot_u7_minus(y1, hi, eight))
+unsafe fn prep_q8_1(a: &[u8], ba: usize) -> Act {
+    // SAFETY: quants at +4 .. +36.
+    unsafe { [ld(a, ba + 4), ld(a, ba + 20), ZERO, ZERO] }
 }
 
-/// Q4_1 block: lanes of raw nibbles · a.
+/// Q8_0 activation with the correction for weights stored as quant + `off`.
 ///
 /// # Safety
-/// A 20-byte block at `bw` in `w`, a 36-byte one at `ba` in `a`.
+/// A 34-byte block at `ba`.
 #[inline(always)]
-unsafe fn lanes_q4_1(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
-    // SAFETY: qs at +4 .. +20; activation quants at +4 .. +36.
-    let (q, y0, y1) = unsafe { (ld(w, bw + 4), ld(a, ba + 4), ld(a, ba + 20)) };
-    let (lo, hi) = nibbles(q);
-    (dot_u7(y0, lo, ZERO), dot_u7(y1, hi, ZERO))
+unsafe fn prep_q8_0_off(a: &[u8], ba: usize, off: u8) -> Act {
+    // SAFETY: quants at +2 .. +34.
+    let (y0, y1) = unsafe { (ld(a, ba + 2), ld(a, ba + 18)) };
+    [y0, y1, minus_off_sums(y0, off), minus_off_sums(y1, off)]
+}
+
+/// Q8_0 · Q8_0: signed × signed, activation split and widened once per block.
+struct Q8_0F;
+impl Fmt32 for Q8_0F {
+    const WTS: usize = 34;
+    const ATS: usize = 34;
+    const M_OFF: Option<usize> = None;
+    #[inline(always)]
+    unsafe fn prep(a: &[u8], ba: usize) -> Act {
+        // SAFETY: quants at +2 .. +34.
+        let (y0, y1) = unsafe { (ld(a, ba + 2), ld(a, ba + 18)) };
+        let ((a0, b0), (a1, b1)) = (pair_split(y0), pair_split(y1));
+        [a0, b0, a1, b1]
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
+        // SAFETY: quants at +2 .. +34.
+        let (x0, x1) = unsafe { (ld(w, bw + 2), ld(w, bw + 18)) };
+        let ((a0, b0), (a1, b1)) = (pair_split(x0), pair_split(x1));
+        (
+            i32x4_add(i32x4_dot_i16x8(a0, y[0]), i32x4_dot_i16x8(b0, y[1])),
+            i32x4_add(i32x4_dot_i16x8(a1, y[2]), i32x4_dot_i16x8(b1, y[3])),
+        )
+    }
+}
+
+/// Q4_0 · Q8_0: nibble − 8; low nibbles are elements 0..16, high 16..32.
+struct Q4_0F;
+impl Fmt32 for Q4_0F {
+    const WTS: usize = 18;
+    const ATS: usize = 34;
+    const M_OFF: Option<usize> = None;
+    #[inline(always)]
+    unsafe fn prep(a: &[u8], ba: usize) -> Act {
+        // SAFETY: forwarded.
+        unsafe { prep_q8_0_off(a, ba, 8) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
+        // SAFETY: qs at +2 .. +18.
+        let (lo, hi) = nibbles(unsafe { ld(w, bw + 2) });
+        (dot_u7(y[0], lo, y[2]), dot_u7(y[1], hi, y[3]))
+    }
+}
+
+/// Q4_1 · Q8_1: raw nibbles, plus m·s.
+struct Q4_1F;
+impl Fmt32 for Q4_1F {
+    const WTS: usize = 20;
+    const ATS: usize = 36;
+    const M_OFF: Option<usize> = Some(2);
+    #[inline(always)]
+    unsafe fn prep(a: &[u8], ba: usize) -> Act {
+        // SAFETY: forwarded.
+        unsafe { prep_q8_1(a, ba) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
+        // SAFETY: qs at +4 .. +20.
+        let (lo, hi) = nibbles(unsafe { ld(w, bw + 4) });
+        (dot_u7(y[0], lo, ZERO), dot_u7(y[1], hi, ZERO))
+    }
 }
 
 /// 0x10 in the lanes of 32 elements whose bit in `qh` is set: (elements 0..16, 16..32).
@@ -469,89 +418,178 @@ unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
     (v128_or(lo, h0), v128_or(hi, h1))
 }
 
-/// Q5_0 block: lanes of (5-bit quant − 16)·a.
+/// Q5_0 · Q8_0: 5-bit quant − 16.
+struct Q5_0F;
+impl Fmt32 for Q5_0F {
+    const WTS: usize = 22;
+    const ATS: usize = 34;
+    const M_OFF: Option<usize> = None;
+    #[inline(always)]
+    unsafe fn prep(a: &[u8], ba: usize) -> Act {
+        // SAFETY: forwarded.
+        unsafe { prep_q8_0_off(a, ba, 16) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
+        // SAFETY: qh at +2, qs at +6 .. +22.
+        let (q0, q1) = unsafe { q5_quants(w, bw + 2, bw + 6) };
+        (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
+    }
+}
+
+/// Q5_1 · Q8_1: raw 5-bit quants, plus m·s.
+struct Q5_1F;
+impl Fmt32 for Q5_1F {
+    const WTS: usize = 24;
+    const ATS: usize = 36;
+    const M_OFF: Option<usize> = Some(2);
+    #[inline(always)]
+    unsafe fn prep(a: &[u8], ba: usize) -> Act {
+        // SAFETY: forwarded.
+        unsafe { prep_q8_1(a, ba) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
+        // SAFETY: qh at +4, qs at +8 .. +24.
+        let (q0, q1) = unsafe { q5_quants(w, bw + 4, bw + 8) };
+        (dot_u7(y[0], q0, ZERO), dot_u7(y[1], q1, ZERO))
+    }
+}
+
+/// The running state of one row in [`matvec32`]: the 8 f32 lanes of ggml-cpu's `acc`
+/// (`__m256`) as two f32x4, and the scalar `summs` of the types with a minimum, in every lane.
+#[derive(Clone, Copy)]
+struct Acc32 {
+    lo: v128,
+    hi: v128,
+    summs: v128,
+}
+
+/// Block `ib + K` of a group of 4 for the `R` rows: `lane = fma(d, f32(isum), lane)` with the
+/// row's `d_w·d_a` (lane K of `d4[r]`); for types with a minimum, `summs = fma(m_w, s_a, summs)`
+/// (lane K of `m4[r]`, `s4`), one term at a time as the reference does.
 ///
 /// # Safety
-/// A 22-byte block at `bw` in `w`, a 34-byte one at `ba` in `a`.
+/// Block `ib + K` exists in `a` and in each row `r` at byte `r·rb` of `w`.
 #[inline(always)]
-unsafe fn lanes_q5_0(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
-    // SAFETY: qh at +2, qs at +6 .. +22; activation quants at +2 .. +34.
-    let ((q0, q1), y0, y1) =
-        unsafe { (q5_quants(w, bw + 2, bw + 6), ld(a, ba + 2), ld(a, ba + 18)) };
-    let sixteen = u8x16_splat(16);
-    (dot_u7_minus(y0, q0, sixteen), dot_u7_minus(y1, q1, sixteen))
+#[allow(clippy::too_many_arguments)] // reason: the unrolled inner step of one kernel.
+unsafe fn step32<F: Fmt32, const R: usize, const K: usize>(
+    w: &[u8],
+    rb: usize,
+    a: &[u8],
+    ib: usize,
+    d4: &[v128; R],
+    m4: &[v128; R],
+    s4: v128,
+    acc: &mut [Acc32; R],
+) {
+    // SAFETY: block ib + K exists (caller).
+    let y = unsafe { F::prep(a, (ib + K) * F::ATS) };
+    for r in 0..R {
+        // SAFETY: as above, in row r.
+        let (s0, s1) = unsafe { F::lanes(w, r * rb + (ib + K) * F::WTS, &y) };
+        let d = i32x4_shuffle::<K, K, K, K>(d4[r], d4[r]);
+        acc[r].lo = madd(f32x4_convert_i32x4(s0), d, acc[r].lo);
+        acc[r].hi = madd(f32x4_convert_i32x4(s1), d, acc[r].hi);
+        if F::M_OFF.is_some() {
+            let t = madd(m4[r], s4, acc[r].summs);
+            acc[r].summs = i32x4_shuffle::<K, K, K, K>(t, t);
+        }
+    }
 }
 
-/// Q5_1 block: lanes of raw 5-bit quants · a.
+/// `R` rows (at bytes `r·rb` of `w`, `nb` blocks each) dotted with one activation row, in the
+/// order of [`crate::dot`]'s `blocks32` (ggml-cpu x86), bit for bit per row: one block at a
+/// time, its 8 integer lane sums converted to f32 and fused into 8 f32 lanes by `d_w·d_a`,
+/// `m_w·s_a` fused into a scalar; at the end `hsum_float_8` of the lanes plus the scalar. The
+/// activation side of each block is prepared once for the `R` rows; the f16 deltas of 4 blocks
+/// are converted together (the f32 products are the same as one at a time).
 ///
 /// # Safety
-/// A 24-byte block at `bw` in `w`, a 36-byte one at `ba` in `a`.
+/// `w` holds `R` rows of `nb` blocks at stride `rb`, `a` holds `nb` activation blocks.
 #[inline(always)]
-unsafe fn lanes_q5_1(w: &[u8], bw: usize, a: &[u8], ba: usize) -> (v128, v128) {
-    // SAFETY: qh at +4, qs at +8 .. +24; activation quants at +4 .. +36.
-    let ((q0, q1), y0, y1) =
-        unsafe { (q5_quants(w, bw + 4, bw + 8), ld(a, ba + 4), ld(a, ba + 20)) };
-    (dot_u7(y0, q0, ZERO), dot_u7(y1, q1, ZERO))
+unsafe fn matvec32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[u8]) -> [f32; R] {
+    let zero = f32x4_splat(0.0);
+    let mut acc = [Acc32 { lo: zero, hi: zero, summs: zero }; R];
+    let nb4 = nb / 4 * 4;
+    let mut ib = 0;
+    while ib < nb4 {
+        // SAFETY (this block): blocks ib .. ib+4 exist in a and in every row; d is at byte 0,
+        // m at M_OFF of the weights, s at byte 2 of the activations.
+        let (d4, m4, s4) = unsafe {
+            let da = h4(a, 0, F::ATS, 0, ib);
+            let d4: [v128; R] = core::array::from_fn(|r| f32x4_mul(h4(w, r * rb, F::WTS, 0, ib), da));
+            match F::M_OFF {
+                Some(mo) => (d4, core::array::from_fn(|r| h4(w, r * rb, F::WTS, mo, ib)), h4(a, 0, F::ATS, 2, ib)),
+                None => (d4, [zero; R], zero),
+            }
+        };
+        // SAFETY: blocks ib .. ib+4 exist.
+        unsafe {
+            step32::<F, R, 0>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, R, 1>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, R, 2>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, R, 3>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
+        }
+        ib += 4;
+    }
+    for ib in nb4..nb {
+        let ba = ib * F::ATS;
+        let s = f32x4_splat(h(a, ba + 2));
+        let d4: [v128; R] = core::array::from_fn(|r| f32x4_splat(h(w, r * rb + ib * F::WTS) * h(a, ba)));
+        let m4: [v128; R] = core::array::from_fn(|r| F::M_OFF.map_or(zero, |mo| f32x4_splat(h(w, r * rb + ib * F::WTS + mo))));
+        // SAFETY: block ib exists (lane 0 of the splats is the block's own).
+        unsafe { step32::<F, R, 0>(w, rb, a, ib, &d4, &m4, s, &mut acc) };
+    }
+    // hsum_float_8: (l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3)).
+    core::array::from_fn(|r| hsum_f32(f32x4_add(acc[r].hi, acc[r].lo)) + f32x4_extract_lane::<0>(acc[r].summs))
 }
 
-/// Q8_0 · Q8_0. # Safety: `nb` blocks in each row.
-unsafe fn dot_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let f = Fmt32 {
-        wts: 34,
-        ats: 34,
-        m_off: None,
-        lanes: lanes_q8_0,
-    };
-    // SAFETY: forwarded; lanes_q8_0 reads inside its blocks.
-    unsafe { dot_blocks32(nb, w, a, &f) }
+/// Rows processed together by [`vec_dot_rows`] for the 32-element types.
+const ROWS: usize = 4;
+
+/// `out[i] = ` dot of row `i` of `w` (stride `rb`) with `a`, `ROWS` rows at a time.
+///
+/// # Safety
+/// `w` holds `out.len()` rows of `nb` blocks at stride `rb`; `a` holds `nb` activation blocks.
+unsafe fn rows32<F: Fmt32>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
+    let full = out.len() / ROWS * ROWS;
+    for (i, o) in out[..full].chunks_exact_mut(ROWS).enumerate() {
+        // SAFETY: rows i·ROWS .. i·ROWS + ROWS exist (caller).
+        o.copy_from_slice(&unsafe { matvec32::<F, ROWS>(nb, &w[i * ROWS * rb..], rb, a) });
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(full) {
+        // SAFETY: row i exists.
+        *o = unsafe { matvec32::<F, 1>(nb, &w[i * rb..], rb, a) }[0];
+    }
 }
 
-/// Q4_0 · Q8_0. # Safety: `nb` blocks in each row.
-unsafe fn dot_q4_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let f = Fmt32 {
-        wts: 18,
-        ats: 34,
-        m_off: None,
-        lanes: lanes_q4_0,
-    };
-    // SAFETY: forwarded; lanes_q4_0 reads inside its blocks.
-    unsafe { dot_blocks32(nb, w, a, &f) }
+/// SIMD dots of the `out.len()` rows of `w` (type `t`, `n` elements, `rb` bytes each) with the
+/// activation row `a`. Lengths were checked by the caller.
+pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
+    let nb = n / t.block_size();
+    // SAFETY (the 32-element arms): the caller checked w.len() >= out.len() · rb,
+    // rb >= t.row_bytes(n) and a.len() >= t.vec_dot_type().row_bytes(n).
+    unsafe {
+        match t {
+            GgmlType::Q4_0 => rows32::<Q4_0F>(nb, w, rb, a, out),
+            GgmlType::Q4_1 => rows32::<Q4_1F>(nb, w, rb, a, out),
+            GgmlType::Q5_0 => rows32::<Q5_0F>(nb, w, rb, a, out),
+            GgmlType::Q5_1 => rows32::<Q5_1F>(nb, w, rb, a, out),
+            GgmlType::Q8_0 => rows32::<Q8_0F>(nb, w, rb, a, out),
+            _ => {
+                for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
+                    *o = vec_dot(t, n, row, a);
+                }
+            }
+        }
+    }
 }
 
-/// Q4_1 · Q8_1. # Safety: `nb` blocks in each row.
-unsafe fn dot_q4_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let f = Fmt32 {
-        wts: 20,
-        ats: 36,
-        m_off: Some(2),
-        lanes: lanes_q4_1,
-    };
-    // SAFETY: forwarded; lanes_q4_1 reads inside its blocks.
-    unsafe { dot_blocks32(nb, w, a, &f) }
-}
-
-/// Q5_0 · Q8_0. # Safety: `nb` blocks in each row.
-unsafe fn dot_q5_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let f = Fmt32 {
-        wts: 22,
-        ats: 34,
-        m_off: None,
-        lanes: lanes_q5_0,
-    };
-    // SAFETY: forwarded; lanes_q5_0 reads inside its blocks.
-    unsafe { dot_blocks32(nb, w, a, &f) }
-}
-
-/// Q5_1 · Q8_1. # Safety: `nb` blocks in each row.
-unsafe fn dot_q5_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let f = Fmt32 {
-        wts: 24,
-        ats: 36,
-        m_off: Some(2),
-        lanes: lanes_q5_1,
-    };
-    // SAFETY: forwarded; lanes_q5_1 reads inside its blocks.
-    unsafe { dot_blocks32(nb, w, a, &f) }
+/// One row of a 32-element type. # Safety: `nb` blocks in `w` and in `a`.
+unsafe fn dot32<F: Fmt32>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: forwarded (one row: the stride is never used).
+    unsafe { matvec32::<F, 1>(nb, w, 0, a)[0] }
 }
 
 /// Bytes of a Q8_K block.

@@ -24,6 +24,9 @@ fn engine_and_module() -> Result<&'static (Engine, Module, Linker<HostState>)> {
     CELL.get_or_init(|| {
         let mut c = Config::new();
         c.wasm_simd(true).wasm_relaxed_simd(true).cranelift_opt_level(OptLevel::Speed);
+        if std::env::var_os("WASM_CHORD_PERFMAP").is_some() {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&c).map_err(|e| format!("guest engine: {e}"))?;
         let module = Module::new(&engine, GUEST_WASM).map_err(|e| format!("guest module: {e}"))?;
         let mut linker = Linker::new(&engine);
