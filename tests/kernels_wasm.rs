@@ -356,6 +356,33 @@ fn simd_vec_dot_32_is_bit_exact_on_many_rows() {
     }
 }
 
+/// The guest's mat-vec (`vec_dot_rows`, several rows per pass for some types) gives every row
+/// exactly the SIMD `vec_dot` of that row alone, for every weight type (rows: one group of 4
+/// and a remainder).
+#[test]
+fn simd_vec_dot_rows_equals_row_by_row() {
+    let mut g = Guest::new();
+    let mut rng = Rng(0x5EED_0F_A11);
+    let (n, rows) = (512usize, 7usize);
+    for t in WEIGHT_TYPES {
+        let vt = t.vec_dot_type();
+        let y: Vec<f32> = (0..n).map(|_| rng.f32() * 3.0).collect();
+        let mut a = vec![0u8; vt.row_bytes(n).unwrap()];
+        quantize_row_scalar(vt, &y, &mut a);
+        let rb = t.row_bytes(n).unwrap();
+        let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
+        let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
+        let r = g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap, op, 1)).unwrap();
+        assert_eq!(r, 0);
+        let out = g.get(op, 4 * rows);
+        for (i, o) in out.chunks_exact(4).enumerate() {
+            let many = f32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            let one = g.vec_dot(t, n, wp + (i * rb) as i32, ap, true);
+            assert_eq!(many.to_bits(), one.to_bits(), "{t:?} row {i}: {many} vs {one}");
+        }
+    }
+}
+
 /// Two Q8_0 blocks built so that lane 0's second fused multiply-add is a double-rounding case
 /// for an f64-based fma emulation: after block 0 the lane is c = 207450.375 (0x484a9698, even),
 /// block 1 adds p = d·793 (d = f16 0x0401 · f16 0x3129) just above c's half-ulp tie, within

@@ -75,8 +75,11 @@ pub fn matmul(w: &Tensor, wbytes: &[u8], x: &[f32], n: usize, qact: &mut [u8], o
 /// Dots weight rows `[r0, r0 + wbytes.len()/row_bytes)` with `n` already-quantized activation
 /// rows; writes out[t · w.rows + r].
 pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
-    // Chunks of rows small enough to stay in L1 while every token of the batch passes over them.
-    let chunk_rows = (16 * 1024 / w.row_bytes.max(1)).clamp(4, 64) / 4 * 4;
+    // A batch takes the rows in chunks small enough to stay in L1 while every token passes over
+    // them (a multiple of 12: whole groups for the kernels' 4- and 6-row passes); one token takes
+    // them all at once.
+    let all = wbytes.len() / w.row_bytes.max(1);
+    let chunk_rows = if n == 1 { all.max(1) } else { (16 * 1024 / w.row_bytes.max(1)).clamp(12, 96) / 12 * 12 };
     for (c, chunk) in wbytes.chunks(chunk_rows * w.row_bytes).enumerate() {
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         for t in 0..n {

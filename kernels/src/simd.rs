@@ -394,14 +394,15 @@ impl Fmt32 for Q4_1F {
     }
 }
 
-/// 0x10 in the lanes of 32 elements whose bit in `qh` is set: (elements 0..16, 16..32).
+/// 0x10 in the lanes of 32 elements whose bit is set in the 4 bytes of `qh` (the low 4 bytes of
+/// the vector): (elements 0..16, 16..32).
 #[inline(always)]
-fn q5_high(qh: u32) -> (v128, v128) {
-    let v = u32x4_splat(qh);
+fn q5_high(v: v128) -> (v128, v128) {
     let lo = i8x16_shuffle::<0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1>(v, v);
     let hi = i8x16_shuffle::<2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3>(v, v);
     let bits = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-    let f = |x: v128| v128_and(i8x16_eq(v128_and(x, bits), bits), u8x16_splat(0x10));
+    // 0x10 and-not (bit clear): one `pandn` (an `==`-bits test becomes `!= 0` plus a NOT).
+    let f = |x: v128| v128_andnot(u8x16_splat(0x10), i8x16_eq(v128_and(x, bits), ZERO));
     (f(lo), f(hi))
 }
 
@@ -411,8 +412,9 @@ fn q5_high(qh: u32) -> (v128, v128) {
 /// `b` holds 4 bytes of `qh` at `qh_off` and 16 of `qs` at `qs_off`.
 #[inline(always)]
 unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
-    // SAFETY: 4 bytes at qh_off (caller).
-    let (h0, h1) = q5_high(unsafe { rd32(b, qh_off) });
+    debug_assert!(qh_off + 4 <= b.len());
+    // SAFETY: 4 bytes at qh_off (caller); v128_load32_zero needs no alignment.
+    let (h0, h1) = q5_high(unsafe { v128_load32_zero(b.as_ptr().add(qh_off) as *const u32) });
     // SAFETY: 16 bytes at qs_off (caller).
     let (lo, hi) = nibbles(unsafe { ld(b, qs_off) });
     (v128_or(lo, h0), v128_or(hi, h1))
@@ -465,18 +467,88 @@ struct Acc32 {
     summs: v128,
 }
 
+/// Where [`matvec32`] takes the activation side of a block from: prepared on the fly ([`Raw`])
+/// or from a table prepared once per mat-vec ([`Prepared`]).
+trait ActSrc {
+    /// The prepared activation block `ib`. # Safety: block `ib` exists.
+    unsafe fn act(&self, ib: usize) -> Act;
+    /// The f32 `d` of blocks `ib .. ib+4`. # Safety: those blocks exist.
+    unsafe fn d4(&self, ib: usize) -> v128;
+    /// The f32 `s` (Q8_1) of blocks `ib .. ib+4`. # Safety: those blocks exist.
+    unsafe fn s4(&self, ib: usize) -> v128;
+    /// `d` and `s` of block `ib`. # Safety: block `ib` exists.
+    unsafe fn ds1(&self, ib: usize) -> (f32, f32);
+}
+
+/// The activation row itself (format `F`), prepared block by block as it is used.
+struct Raw<'a, F>(&'a [u8], core::marker::PhantomData<F>);
+
+impl<F: Fmt32> ActSrc for Raw<'_, F> {
+    #[inline(always)]
+    unsafe fn act(&self, ib: usize) -> Act {
+        // SAFETY: forwarded.
+        unsafe { F::prep(self.0, ib * F::ATS) }
+    }
+    #[inline(always)]
+    unsafe fn d4(&self, ib: usize) -> v128 {
+        // SAFETY: forwarded; d is at byte 0.
+        unsafe { h4(self.0, 0, F::ATS, 0, ib) }
+    }
+    #[inline(always)]
+    unsafe fn s4(&self, ib: usize) -> v128 {
+        // SAFETY: forwarded; s is at byte 2 of a Q8_1 block.
+        unsafe { h4(self.0, 0, F::ATS, 2, ib) }
+    }
+    #[inline(always)]
+    unsafe fn ds1(&self, ib: usize) -> (f32, f32) {
+        (h(self.0, ib * F::ATS), h(self.0, ib * F::ATS + 2))
+    }
+}
+
+/// Activation blocks prepared once for all the rows of a mat-vec (at most [`MAX_PREP`] blocks).
+struct Prepared<'a> {
+    acts: &'a [Act],
+    d: &'a [f32],
+    s: &'a [f32],
+}
+
+impl ActSrc for Prepared<'_> {
+    #[inline(always)]
+    unsafe fn act(&self, ib: usize) -> Act {
+        debug_assert!(ib < self.acts.len());
+        // SAFETY: block ib exists (caller), and `acts` holds every block.
+        unsafe { *self.acts.get_unchecked(ib) }
+    }
+    #[inline(always)]
+    unsafe fn d4(&self, ib: usize) -> v128 {
+        debug_assert!(ib + 4 <= self.d.len());
+        // SAFETY: blocks ib .. ib+4 exist (caller); f32 needs no v128 alignment.
+        unsafe { v128_load(self.d.as_ptr().add(ib) as *const v128) }
+    }
+    #[inline(always)]
+    unsafe fn s4(&self, ib: usize) -> v128 {
+        debug_assert!(ib + 4 <= self.s.len());
+        // SAFETY: as above.
+        unsafe { v128_load(self.s.as_ptr().add(ib) as *const v128) }
+    }
+    #[inline(always)]
+    unsafe fn ds1(&self, ib: usize) -> (f32, f32) {
+        (self.d[ib], self.s[ib])
+    }
+}
+
 /// Block `ib + K` of a group of 4 for the `R` rows: `lane = fma(d, f32(isum), lane)` with the
 /// row's `d_w·d_a` (lane K of `d4[r]`); for types with a minimum, `summs = fma(m_w, s_a, summs)`
 /// (lane K of `m4[r]`, `s4`), one term at a time as the reference does.
 ///
 /// # Safety
-/// Block `ib + K` exists in `a` and in each row `r` at byte `r·rb` of `w`.
+/// Block `ib + K` exists in `src` and in each row `r` at byte `r·rb` of `w`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // reason: the unrolled inner step of one kernel.
-unsafe fn step32<F: Fmt32, const R: usize, const K: usize>(
+unsafe fn step32<F: Fmt32, A: ActSrc, const R: usize, const K: usize>(
     w: &[u8],
     rb: usize,
-    a: &[u8],
+    src: &A,
     ib: usize,
     d4: &[v128; R],
     m4: &[v128; R],
@@ -484,7 +556,7 @@ unsafe fn step32<F: Fmt32, const R: usize, const K: usize>(
     acc: &mut [Acc32; R],
 ) {
     // SAFETY: block ib + K exists (caller).
-    let y = unsafe { F::prep(a, (ib + K) * F::ATS) };
+    let y = unsafe { src.act(ib + K) };
     for r in 0..R {
         // SAFETY: as above, in row r.
         let (s0, s1) = unsafe { F::lanes(w, r * rb + (ib + K) * F::WTS, &y) };
@@ -502,65 +574,92 @@ unsafe fn step32<F: Fmt32, const R: usize, const K: usize>(
 /// order of [`crate::dot`]'s `blocks32` (ggml-cpu x86), bit for bit per row: one block at a
 /// time, its 8 integer lane sums converted to f32 and fused into 8 f32 lanes by `d_w·d_a`,
 /// `m_w·s_a` fused into a scalar; at the end `hsum_float_8` of the lanes plus the scalar. The
-/// activation side of each block is prepared once for the `R` rows; the f16 deltas of 4 blocks
-/// are converted together (the f32 products are the same as one at a time).
+/// activation side of each block is prepared once for the `R` rows (or taken from a table); the
+/// f16 deltas of 4 blocks are converted together (the f32 products are the same as one at a
+/// time).
 ///
 /// # Safety
-/// `w` holds `R` rows of `nb` blocks at stride `rb`, `a` holds `nb` activation blocks.
+/// `w` holds `R` rows of `nb` blocks at stride `rb`, `src` holds `nb` activation blocks.
 #[inline(always)]
-unsafe fn matvec32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[u8]) -> [f32; R] {
+unsafe fn matvec32<F: Fmt32, A: ActSrc, const R: usize>(nb: usize, w: &[u8], rb: usize, src: &A) -> [f32; R] {
     let zero = f32x4_splat(0.0);
     let mut acc = [Acc32 { lo: zero, hi: zero, summs: zero }; R];
     let nb4 = nb / 4 * 4;
     let mut ib = 0;
     while ib < nb4 {
-        // SAFETY (this block): blocks ib .. ib+4 exist in a and in every row; d is at byte 0,
-        // m at M_OFF of the weights, s at byte 2 of the activations.
+        // SAFETY (this block): blocks ib .. ib+4 exist in src and in every row; d is at byte 0,
+        // m at M_OFF of the weights.
         let (d4, m4, s4) = unsafe {
-            let da = h4(a, 0, F::ATS, 0, ib);
+            let da = src.d4(ib);
             let d4: [v128; R] = core::array::from_fn(|r| f32x4_mul(h4(w, r * rb, F::WTS, 0, ib), da));
             match F::M_OFF {
-                Some(mo) => (d4, core::array::from_fn(|r| h4(w, r * rb, F::WTS, mo, ib)), h4(a, 0, F::ATS, 2, ib)),
+                Some(mo) => (d4, core::array::from_fn(|r| h4(w, r * rb, F::WTS, mo, ib)), src.s4(ib)),
                 None => (d4, [zero; R], zero),
             }
         };
         // SAFETY: blocks ib .. ib+4 exist.
         unsafe {
-            step32::<F, R, 0>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
-            step32::<F, R, 1>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
-            step32::<F, R, 2>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
-            step32::<F, R, 3>(w, rb, a, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, A, R, 0>(w, rb, src, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, A, R, 1>(w, rb, src, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, A, R, 2>(w, rb, src, ib, &d4, &m4, s4, &mut acc);
+            step32::<F, A, R, 3>(w, rb, src, ib, &d4, &m4, s4, &mut acc);
         }
         ib += 4;
     }
     for ib in nb4..nb {
-        let ba = ib * F::ATS;
-        let s = f32x4_splat(h(a, ba + 2));
-        let d4: [v128; R] = core::array::from_fn(|r| f32x4_splat(h(w, r * rb + ib * F::WTS) * h(a, ba)));
+        // SAFETY: block ib exists.
+        let (da, sa) = unsafe { src.ds1(ib) };
+        let d4: [v128; R] = core::array::from_fn(|r| f32x4_splat(h(w, r * rb + ib * F::WTS) * da));
         let m4: [v128; R] = core::array::from_fn(|r| F::M_OFF.map_or(zero, |mo| f32x4_splat(h(w, r * rb + ib * F::WTS + mo))));
         // SAFETY: block ib exists (lane 0 of the splats is the block's own).
-        unsafe { step32::<F, R, 0>(w, rb, a, ib, &d4, &m4, s, &mut acc) };
+        unsafe { step32::<F, A, R, 0>(w, rb, src, ib, &d4, &m4, f32x4_splat(sa), &mut acc) };
     }
     // hsum_float_8: (l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3)).
     core::array::from_fn(|r| hsum_f32(f32x4_add(acc[r].hi, acc[r].lo)) + f32x4_extract_lane::<0>(acc[r].summs))
 }
 
-/// Rows processed together by [`vec_dot_rows`] for the 32-element types.
-const ROWS: usize = 4;
+/// Most activation blocks [`rows32`] prepares up front (on the stack: 16 KiB of [`Act`]).
+const MAX_PREP: usize = 256;
 
-/// `out[i] = ` dot of row `i` of `w` (stride `rb`) with `a`, `ROWS` rows at a time.
+/// `out[i] = ` dot of row `i` of `w` (stride `rb`) with `a`. Rows of at most [`MAX_PREP`] blocks
+/// take the activation from a table prepared once, one row per pass (the row's accumulators
+/// stay in registers); longer rows go `R` rows per pass, preparing each activation block once
+/// per pass (4 is fastest for the 4- and 5-bit formats here, 6 for Q8_0).
 ///
 /// # Safety
 /// `w` holds `out.len()` rows of `nb` blocks at stride `rb`; `a` holds `nb` activation blocks.
-unsafe fn rows32<F: Fmt32>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
-    let full = out.len() / ROWS * ROWS;
-    for (i, o) in out[..full].chunks_exact_mut(ROWS).enumerate() {
-        // SAFETY: rows i·ROWS .. i·ROWS + ROWS exist (caller).
-        o.copy_from_slice(&unsafe { matvec32::<F, ROWS>(nb, &w[i * ROWS * rb..], rb, a) });
+unsafe fn rows32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
+    let raw = Raw::<F>(a, core::marker::PhantomData);
+    if nb <= MAX_PREP {
+        let mut acts = [[ZERO; 4]; MAX_PREP];
+        let (mut d, mut s) = ([0f32; MAX_PREP + 4], [0f32; MAX_PREP + 4]);
+        for ib in 0..nb {
+            // SAFETY: block ib exists (caller).
+            unsafe {
+                acts[ib] = raw.act(ib);
+                (d[ib], s[ib]) = raw.ds1(ib);
+            }
+        }
+        let p = Prepared { acts: &acts[..nb], d: &d[..nb], s: &s[..nb] };
+        let full = out.len() / R * R;
+        for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
+            // SAFETY: rows i·R .. i·R + R exist (caller); `p` holds the nb blocks.
+            o.copy_from_slice(&unsafe { matvec32::<F, Prepared<'_>, R>(nb, &w[i * R * rb..], rb, &p) });
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(full) {
+            // SAFETY: row i exists (caller); `p` holds the nb blocks.
+            *o = unsafe { matvec32::<F, Prepared<'_>, 1>(nb, &w[i * rb..], rb, &p) }[0];
+        }
+        return;
+    }
+    let full = out.len() / R * R;
+    for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
+        // SAFETY: rows i·R .. i·R + R exist (caller).
+        o.copy_from_slice(&unsafe { matvec32::<F, Raw<'_, F>, R>(nb, &w[i * R * rb..], rb, &raw) });
     }
     for (i, o) in out.iter_mut().enumerate().skip(full) {
         // SAFETY: row i exists.
-        *o = unsafe { matvec32::<F, 1>(nb, &w[i * rb..], rb, a) }[0];
+        *o = unsafe { matvec32::<F, Raw<'_, F>, 1>(nb, &w[i * rb..], rb, &raw) }[0];
     }
 }
 
@@ -572,11 +671,11 @@ pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8],
     // rb >= t.row_bytes(n) and a.len() >= t.vec_dot_type().row_bytes(n).
     unsafe {
         match t {
-            GgmlType::Q4_0 => rows32::<Q4_0F>(nb, w, rb, a, out),
-            GgmlType::Q4_1 => rows32::<Q4_1F>(nb, w, rb, a, out),
-            GgmlType::Q5_0 => rows32::<Q5_0F>(nb, w, rb, a, out),
-            GgmlType::Q5_1 => rows32::<Q5_1F>(nb, w, rb, a, out),
-            GgmlType::Q8_0 => rows32::<Q8_0F>(nb, w, rb, a, out),
+            GgmlType::Q4_0 => rows32::<Q4_0F, 4>(nb, w, rb, a, out),
+            GgmlType::Q4_1 => rows32::<Q4_1F, 4>(nb, w, rb, a, out),
+            GgmlType::Q5_0 => rows32::<Q5_0F, 4>(nb, w, rb, a, out),
+            GgmlType::Q5_1 => rows32::<Q5_1F, 4>(nb, w, rb, a, out),
+            GgmlType::Q8_0 => rows32::<Q8_0F, 6>(nb, w, rb, a, out),
             _ => {
                 for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
                     *o = vec_dot(t, n, row, a);
@@ -589,7 +688,7 @@ pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8],
 /// One row of a 32-element type. # Safety: `nb` blocks in `w` and in `a`.
 unsafe fn dot32<F: Fmt32>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     // SAFETY: forwarded (one row: the stride is never used).
-    unsafe { matvec32::<F, 1>(nb, w, 0, a)[0] }
+    unsafe { matvec32::<F, Raw<'_, F>, 1>(nb, w, 0, &Raw(a, core::marker::PhantomData))[0] }
 }
 
 /// Bytes of a Q8_K block.
