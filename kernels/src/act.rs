@@ -15,6 +15,51 @@ pub fn f16_round(x: f32) -> f32 {
     f16_to_f32(f32_to_f16(x))
 }
 
+/// 2^(i/32) for i in 0..32, correctly rounded to f64 (bits; computed with 60-digit decimals).
+const EXP2_32THS: [u64; 32] = [
+    0x3FF0000000000000, 0x3FF059B0D3158574, 0x3FF0B5586CF9890F, 0x3FF11301D0125B51,
+    0x3FF172B83C7D517B, 0x3FF1D4873168B9AA, 0x3FF2387A6E756238, 0x3FF29E9DF51FDEE1,
+    0x3FF306FE0A31B715, 0x3FF371A7373AA9CB, 0x3FF3DEA64C123422, 0x3FF44E086061892D,
+    0x3FF4BFDAD5362A27, 0x3FF5342B569D4F82, 0x3FF5AB07DD485429, 0x3FF6247EB03A5585,
+    0x3FF6A09E667F3BCD, 0x3FF71F75E8EC5F74, 0x3FF7A11473EB0187, 0x3FF82589994CCE13,
+    0x3FF8ACE5422AA0DB, 0x3FF93737B0CDC5E5, 0x3FF9C49182A3F090, 0x3FFA5503B23E255D,
+    0x3FFAE89F995AD3AD, 0x3FFB7F76F2FB5E47, 0x3FFC199BDD85529C, 0x3FFCB720DCEF9069,
+    0x3FFD5818DCFBA487, 0x3FFDFC97337B9B5F, 0x3FFEA4AFA2A490DA, 0x3FFF50765B6E4540,
+];
+
+/// e^x for f32 the way glibc's `expf` computes it (the ARM optimized-routines method, which
+/// llama.cpp's CPU build calls for the flash-attention softmax): in f64, x·32/ln2 = k + r with k
+/// rounded to nearest by the 1.5·2^52 shift, 2^(k/32) from a 32-entry table and the exponent
+/// bits, 2^(r/32) by a cubic; one rounding to f32 at the end. Beyond the f32 range: +inf above
+/// 0x1.62e42ep6, 0 below −0x1.9fe368p6. Measured on this project's x86-64 host (glibc, all
+/// 2^32 inputs): equal to the platform `expf` except on 2 inputs (there glibc is correctly
+/// rounded and this is 1 ulp off); Rust's `libm` differs on ~10 %.
+pub fn expf(x: f32) -> f32 {
+    if x.is_nan() {
+        return x + x;
+    }
+    if x > f32::from_bits(0x42B1_7217) {
+        return f32::INFINITY;
+    }
+    if x < f32::from_bits(0xC2CF_F1B4) {
+        return 0.0;
+    }
+    const N: f64 = 32.0;
+    let shift = f64::from_bits(0x4338_0000_0000_0000); // 0x1.8p52
+    let inv_ln2_n = f64::from_bits(0x3FF7_1547_652B_82FE) * N;
+    let c0 = f64::from_bits(0x3FAC_6AF8_4B91_2394) / N / N / N;
+    let c1 = f64::from_bits(0x3FCE_BFCE_50FA_C4F3) / N / N;
+    let c2 = f64::from_bits(0x3FE6_2E42_FF0C_52D6) / N;
+    let z = inv_ln2_n * f64::from(x);
+    let kd = z + shift;
+    let ki = kd.to_bits();
+    let r = z - (kd - shift);
+    let t = EXP2_32THS[(ki % 32) as usize].wrapping_sub((ki % 32) << 47).wrapping_add(ki << 47);
+    let s = f64::from_bits(t);
+    let p = (c0 * r + c1) * (r * r) + (c2 * r + 1.0);
+    (p * s) as f32
+}
+
 /// `ggml_vec_dot_f16` of the f16 row `k` with `q` (f32 values already rounded to f16, len ≥
 /// k.len()), in the order of ggml's AVX-512 build: four 16-lane f32 accumulators fed with fused
 /// multiply-adds, 64 elements per step; then x0+x2, x1+x3, x0+x1, the 16 lanes reduced as GCC's
@@ -158,6 +203,36 @@ pub(crate) const C1: f32 = f32::from_bits(0x3F7F_FFF6);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every f32 input: [`expf`] equals the platform's `expf` (glibc) but for the few inputs
+    /// where glibc rounds correctly and the ARM method does not. Slow in debug builds.
+    #[test]
+    #[ignore = "sweeps all 2^32 inputs: cargo test --release -p wasm-chord-kernels -- --ignored"]
+    fn expf_matches_platform_expf() {
+        let mut diff = 0u64;
+        for b in 0..=u32::MAX {
+            let x = f32::from_bits(b);
+            let (a, e) = (expf(x), x.exp());
+            if a.to_bits() != e.to_bits() && !(a.is_nan() && e.is_nan()) {
+                diff += 1;
+                assert!(diff <= 8, "expf({x:e}) = {a:e}, platform {e:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn expf_edges() {
+        assert_eq!(expf(0.0), 1.0);
+        assert_eq!(expf(f32::NEG_INFINITY), 0.0);
+        assert_eq!(expf(f32::INFINITY), f32::INFINITY);
+        assert_eq!(expf(89.0), f32::INFINITY);
+        assert_eq!(expf(-104.0), 0.0);
+        assert!(expf(f32::NAN).is_nan());
+        for i in -1000..1000 {
+            let x = i as f32 * 0.0871;
+            assert!((f64::from(expf(x)) / f64::from(x).exp() - 1.0).abs() < 1.2e-7, "{x}");
+        }
+    }
 
     #[test]
     fn v_expf_is_close_to_exp() {

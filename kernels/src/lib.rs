@@ -51,7 +51,7 @@ mod simd_act;
 mod types;
 
 pub use act::{
-    dot_f16, dot_f16_ref, f16_axpy, f16_axpy_ref, f16_round, f16_scale, f16_scale_ref, swiglu_v,
+    dot_f16, dot_f16_ref, expf, f16_axpy, f16_axpy_ref, f16_round, f16_scale, f16_scale_ref, swiglu_v,
     swiglu_v_ref, v_expf_ref,
 };
 
