@@ -24,7 +24,7 @@ pub(crate) fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
         GgmlType::Q3_K => blocks_k(w, a, t, q3_k_block),
         GgmlType::Q4_K => blocks_k(w, a, t, q4_k_block),
         GgmlType::Q5_K => blocks_k(w, a, t, q5_k_block),
-        GgmlType::Q6_K => blocks_k(w, a, t, q6_k_block),
+        GgmlType::Q6_K => q6_k_x86(w, a),
         GgmlType::Q8_K => f32::NAN,
     }
 }
@@ -281,17 +281,30 @@ fn q5_k_block(b: &[u8], ba: &[u8]) -> KParts {
     })
 }
 
-/// `ggml_vec_dot_q6_K_q8_K_generic`, one block.
-fn q6_k_block(b: &[u8], ba: &[u8]) -> KParts {
-    let mut isum = 0i32;
-    for e in 0..QK_K {
-        let (n, k, l) = (e / 128, (e % 128) / 32, e % 32);
-        let ql = b[off::Q6K_QL + 64 * n + l + 32 * (k % 2)];
-        let lo = if k < 2 { ql & 0xF } else { ql >> 4 };
-        let hi = (b[off::Q6K_QH + 32 * n + l] >> (2 * k)) & 3;
-        let q = (lo | (hi << 4)) as i32 - 32;
-        let sc = b[off::Q6K_SCALES + e / 16] as i8 as i32;
-        isum += sc * (q * q8k(ba, e));
+/// `ggml_vec_dot_q6_K_q8_K` as ggml-cpu's x86 (AVX2) build computes it: per block, 8 integer
+/// lanes (lane L takes elements 4L..4L+3 of every 32-element chunk, times the chunk half's
+/// scale, minus 32·(bsums[2L]·sc[2L] + bsums[2L+1]·sc[2L+1])), each fused into an f32 lane by
+/// `d = d_a · d_w`; `hsum_float_8` at the end.
+fn q6_k_x86(w: &[u8], a: &[u8]) -> f32 {
+    let (ts, ats) = (GgmlType::Q6_K.type_size(), GgmlType::Q8_K.type_size());
+    let mut acc = [0f32; 8];
+    for (b, ba) in w.chunks_exact(ts).zip(a.chunks_exact(ats)) {
+        let mut lanes = [0i32; 8];
+        for e in 0..QK_K {
+            let (n, k, l) = (e / 128, (e % 128) / 32, e % 32);
+            let ql = b[off::Q6K_QL + 64 * n + l + 32 * (k % 2)];
+            let lo = if k < 2 { ql & 0xF } else { ql >> 4 };
+            let hi = (b[off::Q6K_QH + 32 * n + l] >> (2 * k)) & 3;
+            let q = (lo | (hi << 4)) as i32;
+            let sc = b[off::Q6K_SCALES + e / 16] as i8 as i32;
+            lanes[l / 4] += sc * (q * q8k(ba, e));
+        }
+        let sc = |j: usize| b[off::Q6K_SCALES + j] as i8 as i32;
+        let d = rd_f32(ba, 0) * f16_to_f32(rd_u16(b, off::Q6K_D));
+        for (lane, (acc, &isum)) in acc.iter_mut().zip(&lanes).enumerate() {
+            let corr = (bsum(ba, 2 * lane) * sc(2 * lane) + bsum(ba, 2 * lane + 1) * sc(2 * lane + 1)) << 5;
+            *acc = fma(d, (isum - corr) as f32, *acc);
+        }
     }
-    (isum, 0, f16_to_f32(rd_u16(b, off::Q6K_D)), 0.0)
+    hsum_float_8(&acc)
 }

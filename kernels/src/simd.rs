@@ -927,19 +927,28 @@ unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     hsum_f32(acc) - accm
 }
 
-/// Q6_K · Q8_K: quants 0..=63, minus 32·Σ scale·bsum.
+/// Q6_K · Q8_K in ggml-cpu x86's order (see [`crate::dot`]'s `q6_k_x86`): quants 0..=63 into 8
+/// integer lanes (`isum_lo` from the low 16 elements of each 32-element chunk, `isum_hi` from
+/// the high 16), minus 32·Σ scale·bsum per lane pair; fused into 8 f32 lanes per block.
 ///
 /// # Safety
 /// `w` holds `nb` blocks of 210 bytes, `a` `nb` Q8_K blocks.
 unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut acc = f32x4_splat(0.0);
+    let (mut acc_lo, mut acc_hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
     let (m4, m30) = (u8x16_splat(0x0F), u8x16_splat(0x30));
     for ib in 0..nb {
         let (bw, ba) = (ib * 210, ib * Q8K_BYTES);
         let sc = &w[bw + off::Q6K_SCALES..bw + off::Q6K_SCALES + 16];
-        // SAFETY: 16 scale bytes; Q8_K block ib.
-        let corr = unsafe { bsums_dot(a, ba, ld(w, bw + off::Q6K_SCALES)) };
-        let mut isum = ZERO;
+        // SAFETY: 16 scale bytes; Q8_K block ib (bsums are 32 bytes at +260).
+        let (corr_lo, corr_hi) = unsafe {
+            let c = ld(w, bw + off::Q6K_SCALES);
+            let (b0, b1) = (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16));
+            (
+                i32x4_dot_i16x8(b0, i16x8_extend_low_i8x16(c)),
+                i32x4_dot_i16x8(b1, i16x8_extend_high_i8x16(c)),
+            )
+        };
+        let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
         for n in 0..2 {
             let (lo, ho) = (bw + off::Q6K_QL + 64 * n, bw + off::Q6K_QH + 32 * n);
             // SAFETY: 64 ql bytes and 32 qh bytes of half n.
@@ -976,15 +985,17 @@ unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
                 let e = 128 * n + 32 * k;
                 // SAFETY: activation quants e .. e+32 of block ib.
                 let (y0, y1) = unsafe { (ld(a, ba + 4 + e), ld(a, ba + 4 + e + 16)) };
-                isum = madd_scale(isum, dot_u7(y0, *v0, ZERO), sc[e / 16] as i8 as i32);
-                isum = madd_scale(isum, dot_u7(y1, *v1, ZERO), sc[e / 16 + 1] as i8 as i32);
+                isum_lo = madd_scale(isum_lo, dot_u7(y0, *v0, ZERO), sc[e / 16] as i8 as i32);
+                isum_hi = madd_scale(isum_hi, dot_u7(y1, *v1, ZERO), sc[e / 16 + 1] as i8 as i32);
             }
         }
-        let isum = i32x4_sub(isum, i32x4_shl(corr, 5));
         // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q6K_D) * q8k_d(a, ba) });
+        let d = f32x4_splat(unsafe { q8k_d(a, ba) * hu(w, bw + off::Q6K_D) });
+        acc_lo = madd(f32x4_convert_i32x4(i32x4_sub(isum_lo, i32x4_shl(corr_lo, 5))), d, acc_lo);
+        acc_hi = madd(f32x4_convert_i32x4(i32x4_sub(isum_hi, i32x4_shl(corr_hi, 5))), d, acc_hi);
     }
-    hsum_f32(acc)
+    // hsum_float_8.
+    hsum_f32(f32x4_add(acc_hi, acc_lo))
 }
 
 /// SIMD activation quantizer for Q8_0 / Q8_1 (x86 numerics, see [`crate::quant::quantize_row_scalar`])
