@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{dot_f16, expf, f16_axpy, f16_scale, quantize_row, swiglu_v, vec_dot_rows};
+use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows, vec_dot_rows_x4};
 
 use crate::model::Tensor;
 
@@ -55,14 +55,24 @@ pub fn add_bias(x: &mut [f32], b: &[u8]) {
 }
 
 /// Quantizes the `n` rows of `x` (each `w.cols` wide) to `w`'s activation type, into `qact`.
-/// Returns the bytes of one quantized row.
+/// Returns the bytes of one quantized row. For Q4_K weights with rows in multiples of 8 (which
+/// llama.cpp's x86 build repacks), whole groups of 4 rows use the repacked kernels' quantizer
+/// (`ggml_quantize_mat_q8_K_4x8`), the rest the ordinary one, as llama.cpp does.
 pub fn quantize_rows(w: &Tensor, x: &[f32], n: usize, qact: &mut [u8]) -> usize {
     let vt = w.ty.vec_dot_type();
     let qrb = vt.row_bytes(w.cols).unwrap_or(0);
+    let grouped = grouped_rows(w, n);
     for t in 0..n {
-        quantize_row(vt, &x[t * w.cols..(t + 1) * w.cols], &mut qact[t * qrb..(t + 1) * qrb]);
+        let (src, dst) = (&x[t * w.cols..(t + 1) * w.cols], &mut qact[t * qrb..(t + 1) * qrb]);
+        if t < grouped { quantize_row_q8_k_x4(src, dst) } else { quantize_row(vt, src, dst) }
     }
     qrb
+}
+
+/// How many of `n` activation rows llama.cpp's x86 build multiplies with `w` in groups of 4 (its
+/// repacked Q4_K kernels, for weights whose row count is a multiple of 8): the first n − n mod 4.
+fn grouped_rows(w: &Tensor, n: usize) -> usize {
+    if w.ty == GgmlType::Q4_K && w.rows % 8 == 0 { n / 4 * 4 } else { 0 }
 }
 
 /// `ggml_mul_mat`: out (n, rows) = x (n, cols) · Wᵀ, W given by its bytes (rows, cols) of `w.ty`.
@@ -83,8 +93,9 @@ pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize
     for (c, chunk) in wbytes.chunks(chunk_rows * w.row_bytes).enumerate() {
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         for t in 0..n {
-            let o = t * w.rows + first;
-            vec_dot_rows(w.ty, w.cols, chunk, &qact[t * qrb..(t + 1) * qrb], &mut out[o..o + rows]);
+            let (o, a) = (t * w.rows + first, &qact[t * qrb..(t + 1) * qrb]);
+            let dot = if t < grouped_rows(w, n) { vec_dot_rows_x4 } else { vec_dot_rows };
+            dot(w.ty, w.cols, chunk, a, &mut out[o..o + rows]);
         }
     }
 }

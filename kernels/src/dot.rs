@@ -22,7 +22,7 @@ pub(crate) fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
         GgmlType::Q8_1 => f32::NAN, // not a weight type of any vec_dot
         GgmlType::Q2_K => blocks_k(w, a, t, q2_k_block),
         GgmlType::Q3_K => blocks_k(w, a, t, q3_k_block),
-        GgmlType::Q4_K => blocks_k(w, a, t, q4_k_block),
+        GgmlType::Q4_K => q4_k_x86(w, a, false),
         GgmlType::Q5_K => blocks_k(w, a, t, q5_k_block),
         GgmlType::Q6_K => q6_k_x86(w, a),
         GgmlType::Q8_K => f32::NAN,
@@ -235,10 +235,22 @@ fn qk_k_parts(
     dmin_off: usize,
     q: impl Fn(usize) -> i32,
 ) -> KParts {
+    qk_k_parts_of(b, ba, sc_off, dmin_off, q, 0..8)
+}
+
+/// [`qk_k_parts`] over the 32-element sub-blocks `sbs` only.
+fn qk_k_parts_of(
+    b: &[u8],
+    ba: &[u8],
+    sc_off: usize,
+    dmin_off: usize,
+    q: impl Fn(usize) -> i32,
+    sbs: core::ops::Range<usize>,
+) -> KParts {
     let scales = &b[sc_off..sc_off + K_SCALE_SIZE];
     let mut isum = 0i32;
     let mut summs = 0i32;
-    for sb in 0..8 {
+    for sb in sbs {
         let (s, m) = get_scale_min_k4(sb, scales);
         let mut dot = 0i32;
         for e in 32 * sb..32 * sb + 32 {
@@ -255,16 +267,17 @@ fn qk_k_parts(
     )
 }
 
-/// `ggml_vec_dot_q4_K_q8_K_generic`, one block.
-fn q4_k_block(b: &[u8], ba: &[u8]) -> KParts {
-    qk_k_parts(b, ba, off::Q4K_SCALES, off::Q4K_DMIN, |e| {
+
+/// The Q4_K parts of sub-blocks `sbs`.
+fn q4_k_parts(b: &[u8], ba: &[u8], sbs: core::ops::Range<usize>) -> KParts {
+    qk_k_parts_of(b, ba, off::Q4K_SCALES, off::Q4K_DMIN, |e| {
         let byte = b[off::Q4K_QS + 32 * (e / 64) + e % 32];
         (if (e / 32) % 2 == 0 {
             byte & 0xF
         } else {
             byte >> 4
         }) as i32
-    })
+    }, sbs)
 }
 
 /// `ggml_vec_dot_q5_K_q8_K_generic`, one block.
@@ -279,6 +292,27 @@ fn q5_k_block(b: &[u8], ba: &[u8]) -> KParts {
         let hi = (b[off::Q5K_QH + e % 32] >> (e / 32)) & 1;
         (lo | (hi << 4)) as i32
     })
+}
+
+/// Q4_K · Q8_K as ggml-cpu's x86 build computes it: llama.cpp repacks Q4_K weights into
+/// `block_q4_Kx8` and multiplies with `ggml_gemv_q4_K_8x8_q8_K` (single activation rows) or
+/// `ggml_gemm_q4_K_8x8_q8_K` (groups of 4 rows, `grouped`), which take exact integer sums and
+/// fuse them into two f32 chains, `acc = fma(isum, d_w·d_a, acc)` and `accm = fma(summs,
+/// dmin_w·d_a, accm)`, result acc − accm. gemv adds one term per 256-element block, gemm one per
+/// 64 elements (pair of sub-blocks).
+pub(crate) fn q4_k_x86(w: &[u8], a: &[u8], grouped: bool) -> f32 {
+    let (ts, ats) = (GgmlType::Q4_K.type_size(), GgmlType::Q8_K.type_size());
+    let (mut acc, mut accm) = (0f32, 0f32);
+    let (step, steps) = if grouped { (2, 4) } else { (8, 1) };
+    for (b, ba) in w.chunks_exact(ts).zip(a.chunks_exact(ats)) {
+        let dy = rd_f32(ba, 0);
+        for k in 0..steps {
+            let (isum, summs, d, dmin) = q4_k_parts(b, ba, step * k..step * (k + 1));
+            acc = fma(isum as f32, d * dy, acc);
+            accm = fma(summs as f32, dmin * dy, accm);
+        }
+    }
+    acc - accm
 }
 
 /// `ggml_vec_dot_q6_K_q8_K` as ggml-cpu's x86 (AVX2) build computes it: per block, 8 integer

@@ -74,7 +74,7 @@ pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use quant::{quantize_row_ref, quantize_row_scalar};
+pub use quant::{quantize_row_q8_k_x4, quantize_row_ref, quantize_row_scalar};
 pub use types::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
     BlockQ8_0, BlockQ8_1, BlockQ8K, GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
@@ -116,6 +116,29 @@ pub fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// wasm32 the 32-element types take several rows per pass over the activation (same results as
 /// [`vec_dot`] row by row, bit for bit). Writes NaN everywhere when a length does not fit.
 pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    dot_rows(t, n, w, a, out, false)
+}
+
+/// [`vec_dot_rows`] for an activation row that llama.cpp's x86 build multiplies as one of a
+/// group of 4 (its repacked `gemm` kernels, used for Q4_K weights with rows in multiples of 8 and
+/// batches of 4 or more tokens): for Q4_K the blocks' sums are fused per 64 elements instead of
+/// per block; the other types give what [`vec_dot_rows`] gives. The activation is expected from
+/// [`quantize_row_q8_k_x4`].
+pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    dot_rows(t, n, w, a, out, true)
+}
+
+/// Scalar reference of [`vec_dot_rows_x4`] for one row.
+pub fn vec_dot_ref_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot_ref_x4: bad lengths for {t:?} n={n}");
+        return f32::NAN;
+    }
+    if t == GgmlType::Q4_K { dot::q4_k_x86(&w[..t.row_bytes(n).unwrap_or(0)], a, true) } else { dot::vec_dot_ref(t, n, w, a) }
+}
+
+/// [`vec_dot_rows`] / [`vec_dot_rows_x4`].
+fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32], grouped: bool) {
     let rb = t.row_bytes(n).unwrap_or(0);
     let fits = rb.checked_mul(out.len()).is_some_and(|total| w.len() >= total);
     if !fits || !dot_lengths_ok(t, n, w, a) {
@@ -125,12 +148,12 @@ pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) 
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        simd::vec_dot_rows(t, n, w, rb, a, out)
+        simd::vec_dot_rows(t, n, w, rb, a, out, grouped)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
         for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
-            *o = dot::vec_dot_ref(t, n, row, a);
+            *o = if grouped { vec_dot_ref_x4(t, n, row, a) } else { dot::vec_dot_ref(t, n, row, a) };
         }
     }
 }

@@ -259,6 +259,21 @@ fn q8_1_block_ref(x: &[f32], y: &mut [u8]) {
     wr_u16(y, off::Q8_1_S, f32_to_f16(sum as f32 * d));
 }
 
+/// (256) → block_q8_K as ggml-cpu x86's `ggml_quantize_mat_q8_K_4x8` quantizes the rows it
+/// packs in groups of 4 for the repacked Q4_K kernels: as [`q8_k_block`], except that when both
+/// +max and −max occur the positive one sets the sign (`iscale = −127/max`).
+pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]) {
+    if GgmlType::Q8_K.row_bytes(x.len()) != Some(out.len()) {
+        debug_assert!(false, "quantize_row_q8_k_x4: bad lengths");
+        return;
+    }
+    for (xb, yb) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(GgmlType::Q8_K.type_size())) {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let max = if xb.contains(&amax) { amax } else { -amax };
+        q8_k_fill(xb, yb, amax, max);
+    }
+}
+
 /// (256) → block_q8_K (`quantize_row_q8_K_ref`: `iscale = -127/max`, nearest_int, bsums).
 pub(crate) fn q8_k_block(x: &[f32], y: &mut [u8]) {
     let (amax, max) = {
@@ -271,6 +286,12 @@ pub(crate) fn q8_k_block(x: &[f32], y: &mut [u8]) {
         }
         (amax, max)
     };
+    q8_k_fill(x, y, amax, max);
+}
+
+/// Fills block_q8_K `y` from `x` given its largest magnitude `amax` and the signed value `max`
+/// that sets the scale's sign.
+fn q8_k_fill(x: &[f32], y: &mut [u8], amax: f32, max: f32) {
     y.fill(0);
     if amax == 0.0 {
         return;

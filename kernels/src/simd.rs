@@ -17,6 +17,7 @@
 use core::arch::wasm32::*;
 
 use crate::f16::{bf16_to_f32, f16_to_f32, f32_to_f16};
+use crate::simd_act::fma1;
 use crate::types::*;
 
 /// Unaligned 16-byte load at byte `i` of `s`.
@@ -165,7 +166,7 @@ pub(crate) fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
             GgmlType::Q8_0 => dot32::<Q8_0F>(nb, w, a),
             GgmlType::Q2_K => dot_q2_k(nb, w, a),
             GgmlType::Q3_K => dot_q3_k(nb, w, a),
-            GgmlType::Q4_K => dot_q4_k(nb, w, a),
+            GgmlType::Q4_K => dot_q4_k::<false>(nb, w, a),
             GgmlType::Q5_K => dot_q5_k(nb, w, a),
             GgmlType::Q6_K => dot_q6_k(nb, w, a),
             GgmlType::Q8_1 | GgmlType::Q8_K => f32::NAN,
@@ -664,9 +665,17 @@ unsafe fn rows32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[
 }
 
 /// SIMD dots of the `out.len()` rows of `w` (type `t`, `n` elements, `rb` bytes each) with the
-/// activation row `a`. Lengths were checked by the caller.
-pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
+/// activation row `a`; `grouped`: `a` is one of a group of 4 rows (llama.cpp's repacked gemm
+/// order for Q4_K). Lengths were checked by the caller.
+pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32], grouped: bool) {
     let nb = n / t.block_size();
+    if grouped && t == GgmlType::Q4_K {
+        for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
+            // SAFETY: the caller checked the lengths (each row holds nb blocks, a nb Q8_K blocks).
+            *o = unsafe { dot_q4_k::<true>(nb, row, a) };
+        }
+        return;
+    }
     // SAFETY (the 32-element arms): the caller checked w.len() >= out.len() · rb,
     // rb >= t.row_bytes(n) and a.len() >= t.vec_dot_type().row_bytes(n).
     unsafe {
@@ -836,45 +845,50 @@ unsafe fn k4_summs(a: &[u8], ba: usize, mins: u64) -> i32 {
     hsum_i32(unsafe { bsums_dot(a, ba, m) })
 }
 
-/// Q4_K · Q8_K.
+/// Q4_K · Q8_K in the order of llama.cpp's repacked x86 kernels (see [`crate::dot`]'s
+/// `q4_k_x86`): exact integer sums, two fused f32 chains, acc − accm; one term per block
+/// (gemv), or per 64 elements when `GROUPED` (gemm).
 ///
 /// # Safety
 /// `w` holds `nb` blocks of 144 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (0.0f32, 0.0f32);
     for ib in 0..nb {
         let (bw, ba) = (ib * 144, ib * Q8K_BYTES);
         let (scales, mins) = k4_scales_mins(&w[bw + off::Q4K_SCALES..bw + off::Q4K_SCALES + 12]);
-        // SAFETY: Q8_K block ib.
-        let summs = unsafe { k4_summs(a, ba, mins) };
+        // SAFETY: Q8_K block ib; the scale fields lie inside weight block ib.
+        let (dy, d, dmin) = unsafe { (q8k_d(a, ba), hu(w, bw), hu(w, bw + off::Q4K_DMIN)) };
+        let (dd, ddmin) = (d * dy, dmin * dy);
         let mut isum = ZERO;
         for j in 0..4 {
             let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + 4 + 64 * j);
             // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
             let (q0, q1, y0, y1, y2, y3) = unsafe {
-                (
-                    ld(w, qo),
-                    ld(w, qo + 16),
-                    ld(a, e),
-                    ld(a, e + 16),
-                    ld(a, e + 32),
-                    ld(a, e + 48),
-                )
+                (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48))
             };
             let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
             let dl = dot_u7(y1, l1, dot_u7(y0, l0, ZERO));
             let dh = dot_u7(y3, h1, dot_u7(y2, h0, ZERO));
             isum = madd_scale(isum, dl, ((scales >> (16 * j)) & 0xFF) as i32);
             isum = madd_scale(isum, dh, ((scales >> (16 * j + 8)) & 0xFF) as i32);
+            if GROUPED {
+                let m = |k: usize| ((mins >> (8 * k)) & 0xFF) as i32;
+                // SAFETY: bsums 4j .. 4j+4 of Q8_K block ib.
+                let bs = |k: usize| unsafe { rd16(a, ba + off::Q8K_BSUMS + 2 * k) } as i16 as i32;
+                let summs = m(2 * j) * (bs(4 * j) + bs(4 * j + 1)) + m(2 * j + 1) * (bs(4 * j + 2) + bs(4 * j + 3));
+                acc = fma1(hsum_i32(isum) as f32, dd, acc);
+                accm = fma1(summs as f32, ddmin, accm);
+                isum = ZERO;
+            }
         }
-        // SAFETY: Q8_K block ib.
-        let dy = unsafe { q8k_d(a, ba) };
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        acc = fma_block(acc, isum, unsafe { hu(w, bw) } * dy);
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        accm += (unsafe { hu(w, bw + off::Q4K_DMIN) } * dy) * summs as f32;
+        if !GROUPED {
+            // SAFETY: Q8_K block ib.
+            let summs = unsafe { k4_summs(a, ba, mins) };
+            acc = fma1(hsum_i32(isum) as f32, dd, acc);
+            accm = fma1(summs as f32, ddmin, accm);
+        }
     }
-    hsum_f32(acc) - accm
+    acc - accm
 }
 
 /// Q5_K · Q8_K.
