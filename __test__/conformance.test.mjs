@@ -3,13 +3,13 @@
 // tokenizer ids on a varied corpus (must be identical), and greedy 32-token continuations of 8
 // prompts, in WHOLE mode and in Memory64 mode with a layer cache smaller than the layer count.
 //
-// Status (see README "Conformance"): tokenizers are identical; greedy continuations agree on the
-// first token of every prompt and often on all 32, but not yet always — the float summation
-// order of some kernels still differs from llama.cpp's x86 kernels, and these models amplify
-// last-bit differences through the int8 activation quantization. This test therefore asserts
-// what holds (first token identical, both memory modes identical to each other) and prints the
-// agreement (matching prefix per prompt) for the record; `WASM_CHORD_STRICT_CONFORMANCE=1`
-// asserts full identity.
+// Every continuation must be token-identical to llama.cpp's: the kernels follow the float order
+// of llama.cpp's x86 CPU build (8-lane fused block sums, the repacked Q4_K kernels, flash
+// attention in f16, glibc's expf), so the logits match bit for bit. The agreement (matching
+// prefix per prompt) is printed for the record. The orders mirrored are those of the CPU variant
+// llama.cpp loads on an x86-64 host with AVX-512 (the machines here); on a host without AVX-512
+// llama.cpp runs its AVX2 variant, whose f16 and exp vector widths differ, so there the check is
+// relaxed to the first token (also with `WASM_CHORD_LENIENT_CONFORMANCE=1`).
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,7 +30,8 @@ const PROMPTS = [
   '1, 1, 2, 3, 5, 8, 13,',
 ]
 const N = 32
-const STRICT = process.env.WASM_CHORD_STRICT_CONFORMANCE === '1'
+const HOST_AVX512 = process.arch === 'x64' && fs.existsSync('/proc/cpuinfo') && /\bavx512f\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+const STRICT = HOST_AVX512 && process.env.WASM_CHORD_LENIENT_CONFORMANCE !== '1'
 const results = {}
 const prefix = (a, b) => {
   let k = 0
@@ -121,7 +122,7 @@ for (const spec of MODELS) {
           }
           // Memory64 mode runs the same forward pass as WHOLE mode: identical tokens.
           if (mode === 'memory64' && results[`${spec.arch}/whole`]) expect(results[`${spec.arch}/memory64`]).toEqual(results[`${spec.arch}/whole`])
-          console.log(`[conformance] ${spec.file} ${mode}: tokens identical to llama.cpp per prompt (of ${N}): ${agreement.join(' ')}`)
+          console.log(`[conformance] ${spec.file} ${mode}: tokens identical to llama.cpp per prompt (of ${N}): ${agreement.join(" ")}${STRICT ? "" : " (lenient: first token asserted)"}`)
           if (mode === 'memory64') {
             const s = await m.cacheStats()
             expect(s.capacityLayers).toBe(4)

@@ -204,7 +204,8 @@ fn abs_dot(t: GgmlType, w: &[u8], a: &[u8], n: usize) -> f64 {
 }
 
 /// The types whose SIMD dot mirrors the reference's float order exactly.
-const BIT_EXACT: [GgmlType; 6] = [
+const BIT_EXACT: [GgmlType; 7] = [
+    GgmlType::Q4_K,
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
@@ -382,6 +383,34 @@ fn simd_vec_dot_rows_equals_row_by_row() {
             let one = g.vec_dot(t, n, wp + (i * rb) as i32, ap, true);
             assert_eq!(many.to_bits(), one.to_bits(), "{t:?} row {i}: {many} vs {one}");
         }
+    }
+}
+
+/// The grouped-row variant (llama.cpp's repacked Q4_K gemm order, `vec_dot_rows_x4`) in the
+/// guest equals its scalar reference bit for bit, on activations from its own quantizer.
+#[test]
+fn simd_vec_dot_rows_x4_matches_reference() {
+    if !host_has_fma() {
+        eprintln!("host has no FMA: skipped");
+        return;
+    }
+    let mut g = Guest::new();
+    let mut rng = Rng(0x0A11_CE55);
+    let (t, n, rows) = (GgmlType::Q4_K, 1024usize, 9usize);
+    let y: Vec<f32> = (0..n).map(|i| rng.f32() * if i % 97 == 0 { 300.0 } else { 3.0 }).collect();
+    let mut a = vec![0u8; GgmlType::Q8_K.row_bytes(n).unwrap()];
+    wasm_chord_kernels::quantize_row_q8_k_x4(&y, &mut a);
+    let rb = t.row_bytes(n).unwrap();
+    let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
+    let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
+    let r = g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap, op, 2)).unwrap();
+    assert_eq!(r, 0);
+    let out = bytes_f32(&g.get(op, 4 * rows));
+    for (i, &o) in out.iter().enumerate() {
+        let want = wasm_chord_kernels::vec_dot_ref_x4(t, n, &w[i * rb..(i + 1) * rb], &a);
+        let plain = vec_dot_ref(t, n, &w[i * rb..(i + 1) * rb], &a);
+        assert_eq!(o.to_bits(), want.to_bits(), "row {i}: {o} vs {want}");
+        assert!((o - plain).abs() <= 1e-3 * plain.abs().max(1.0), "row {i}: grouped {o} vs per-block {plain}");
     }
 }
 

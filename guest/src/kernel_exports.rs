@@ -6,7 +6,7 @@
 
 use wasm_chord_kernels::{
     GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
-    vec_dot_ref, vec_dot_rows,
+    vec_dot_ref, vec_dot_rows, vec_dot_rows_x4,
 };
 
 /// Status: success.
@@ -105,7 +105,8 @@ pub extern "C" fn wc_kernel_vec_dot(
 }
 
 /// `rows` dots of consecutive weight rows at `w_ptr` with one activation row, into `rows` f32 at
-/// `out_ptr` (a mat-vec). `simd` = 1: [`vec_dot_rows`]; 0: [`vec_dot_ref`] row by row.
+/// `out_ptr` (a mat-vec). `simd` = 1: [`vec_dot_rows`]; 2: [`vec_dot_rows_x4`]; 0: [`vec_dot_ref`]
+/// row by row.
 /// Returns 0, or a negative status.
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_kernel_matvec(
@@ -135,7 +136,9 @@ pub extern "C" fn wc_kernel_matvec(
         return ERR_BAD_POINTER;
     };
     let n = n as usize;
-    if simd != 0 {
+    if simd == 2 {
+        vec_dot_rows_x4(t, n, w, a, out);
+    } else if simd != 0 {
         vec_dot_rows(t, n, w, a, out);
     } else {
         for (o, row) in out.iter_mut().zip(w.chunks_exact(wb.max(1))) {

@@ -21,6 +21,10 @@
 //! pub fn dequantize_row(t: GgmlType, src: &[u8], out: &mut [f32]);  // all 13 weight types
 //! pub fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;      // SIMD on wasm32
 //! pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;  // scalar reference
+//! pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);     // mat-vec
+//! pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);  // grouped rows
+//! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
+//! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
 //! ```
 //!
 //! Numerics (what llama.cpp computes, and where this crate differs):
@@ -29,10 +33,14 @@
 //!   `quantize_row_q8_K_ref`. [`quantize_row_ref`] mirrors ggml's `_ref` C (Q8_0/Q8_1 use
 //!   `id = 1/d` and `roundf`); the two can differ by one quant step on rare ties.
 //! - Dot products: the integer part of each block is exact. [`vec_dot_ref`] scales in f32 in
-//!   ggml-cpu x86's order for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 (8 lanes, fused multiply-adds,
-//!   `hsum_float_8`) and in the `_generic` C order for the rest; [`vec_dot`] on wasm32 equals it
-//!   bit for bit for those five types (when `f32x4.relaxed_madd` is fused, as in Wasmtime on FMA
-//!   hosts) and sums the other types' blocks in 4 lanes (≈1e-6 relative).
+//!   the order of llama.cpp's x86 CPU build for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 (8 lanes, fused
+//!   multiply-adds, `hsum_float_8`), Q6_K (its AVX2 kernel: 8 integer lanes per block) and Q4_K
+//!   (the repacked `q4_K_8x8` gemv, and gemm for grouped rows: [`vec_dot_rows_x4`]); in the
+//!   `_generic` C order for the rest. [`vec_dot`] / [`vec_dot_rows`] on wasm32 equal it bit for
+//!   bit for those seven types (when `f32x4.relaxed_madd` is fused, as in Wasmtime on FMA hosts)
+//!   and sum the other types' blocks in 4 lanes (≈1e-6 relative).
+//! - The attention and SwiGLU pieces (`act`) follow ggml-cpu's flash attention (f16 value sums,
+//!   AVX-512 f16 dot order, glibc's `expf`) and `ggml_v_expf`.
 //!
 //! Layouts follow llama.cpp's `ggml-common.h`; algorithms are ported from `ggml-quants.c` and
 //! `ggml-cpu/quants.c` (cited per function).

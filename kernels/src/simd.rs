@@ -4,12 +4,14 @@
 //! - the integer part of every block dot is exact and equal to the reference (the relaxed i8×i7
 //!   dot is only fed a second operand in 0..=127, where it is deterministic; signed × signed
 //!   products use simd128 widening `i32x4.dot_i16x8_s`);
-//! - the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) compute exactly what the reference does
-//!   (ggml-cpu x86's order: 8 f32 lanes fused per block, `hsum_float_8`), so they equal it bit for
-//!   bit when `f32x4.relaxed_madd` is a fused multiply-add (Wasmtime on an x86-64 host with FMA,
-//!   or with `relaxed_simd_deterministic`);
-//! - the K-quants accumulate the per-block `d * isum` terms in 4 f32 lanes, reduced once per row,
-//!   so their float sum may differ from the reference's sequential sum by rounding (~1e-6 relative).
+//! - the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), Q6_K and Q4_K compute exactly what the
+//!   reference does (ggml-cpu x86's orders: 8 f32 lanes fused per block and `hsum_float_8`; for
+//!   Q4_K the repacked kernels' fused chains), so they equal it bit for bit when
+//!   `f32x4.relaxed_madd` is a fused multiply-add (Wasmtime on an x86-64 host with FMA, or with
+//!   `relaxed_simd_deterministic`);
+//! - Q2_K, Q3_K and Q5_K accumulate the per-block `d * isum` terms in 4 f32 lanes, reduced once
+//!   per row, so their float sum may differ from the reference's sequential sum by rounding
+//!   (~1e-6 relative).
 //!
 //! Callers ([`crate::vec_dot`], [`crate::quantize_row`]) check slice lengths first; every raw load
 //! here stays inside `nb * type_size` bytes of its slice.
