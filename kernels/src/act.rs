@@ -139,7 +139,7 @@ pub fn swiglu_v_ref(gate: &mut [f32], up: &[f32]) {
 pub fn dot_f16(k: &[u16], q: &[f32]) -> f32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        crate::simd_act::dot_f16(k, &q[..k.len().min(q.len())])
+        crate::simd_act::dot_f16(k, q)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
@@ -151,8 +151,7 @@ pub fn dot_f16(k: &[u16], q: &[f32]) -> f32 {
 pub fn f16_axpy(acc: &mut [f32], v: &[u16], s: f32) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        let n = acc.len().min(v.len());
-        crate::simd_act::f16_axpy(&mut acc[..n], &v[..n], s)
+        crate::simd_act::f16_axpy(acc, v, s)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
@@ -176,8 +175,7 @@ pub fn f16_scale(acc: &mut [f32], s: f32) {
 pub fn swiglu_v(gate: &mut [f32], up: &[f32]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        let n = gate.len().min(up.len());
-        crate::simd_act::swiglu_v(&mut gate[..n], &up[..n])
+        crate::simd_act::swiglu_v(gate, up)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {

@@ -99,7 +99,9 @@ pub(crate) fn hsum_f32(v: v128) -> f32 {
 
 /// Signed × signed byte dot with lane k = Σ a[j]·b[j] over the consecutive bytes j = 4k..4k+3
 /// (the grouping of the relaxed i8×i7 dot), in simd128: widen to i16, `i32x4.dot_i16x8_s` gives
-/// sums of adjacent pairs, then adjacent pair sums are added across the two halves.
+/// sums of adjacent pairs, then adjacent pair sums are added across the two halves. Only the
+/// simd128 fallback of [`dot_u7`] needs it (Q8_0 splits its activation once per block instead).
+#[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
 fn dot4_i8(a: v128, b: v128) -> v128 {
     // (pairs 0..4) and (pairs 4..8): lane i holds bytes 2i, 2i+1 of its half.
@@ -717,9 +719,21 @@ fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
 /// `a` holds a Q8_K block at `ba`.
 #[inline(always)]
 unsafe fn bsums_dot(a: &[u8], ba: usize, c: v128) -> v128 {
+    // SAFETY: forwarded.
+    let (lo, hi) = unsafe { bsums_dot_halves(a, ba, c) };
+    i32x4_add(lo, hi)
+}
+
+/// [`bsums_dot`] kept in halves: lane k of the first holds bsums[2k]·c[2k] + bsums[2k+1]·c[2k+1]
+/// (groups 0..8), of the second the same for groups 8..16.
+///
+/// # Safety
+/// `a` holds a Q8_K block at `ba`.
+#[inline(always)]
+unsafe fn bsums_dot_halves(a: &[u8], ba: usize, c: v128) -> (v128, v128) {
     // SAFETY: bsums are 32 bytes at ba + 260 .. ba + 292.
     let (b0, b1) = unsafe { (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16)) };
-    i32x4_add(
+    (
         i32x4_dot_i16x8(b0, i16x8_extend_low_i8x16(c)),
         i32x4_dot_i16x8(b1, i16x8_extend_high_i8x16(c)),
     )
@@ -955,15 +969,8 @@ unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     for ib in 0..nb {
         let (bw, ba) = (ib * 210, ib * Q8K_BYTES);
         let sc = &w[bw + off::Q6K_SCALES..bw + off::Q6K_SCALES + 16];
-        // SAFETY: 16 scale bytes; Q8_K block ib (bsums are 32 bytes at +260).
-        let (corr_lo, corr_hi) = unsafe {
-            let c = ld(w, bw + off::Q6K_SCALES);
-            let (b0, b1) = (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16));
-            (
-                i32x4_dot_i16x8(b0, i16x8_extend_low_i8x16(c)),
-                i32x4_dot_i16x8(b1, i16x8_extend_high_i8x16(c)),
-            )
-        };
+        // SAFETY: 16 scale bytes; Q8_K block ib.
+        let (corr_lo, corr_hi) = unsafe { bsums_dot_halves(a, ba, ld(w, bw + off::Q6K_SCALES)) };
         let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
         for n in 0..2 {
             let (lo, ho) = (bw + off::Q6K_QL + 64 * n, bw + off::Q6K_QH + 32 * n);
