@@ -386,6 +386,47 @@ fn simd_vec_dot_rows_equals_row_by_row() {
     }
 }
 
+/// Rows in the packed layout (`pack_rows`): the guest's SIMD mat-vec over them equals the
+/// mat-vec over the rows as stored, and the packed scalar reference (in the guest and natively),
+/// bit for bit — for rows of whole groups of 4 blocks, with a remainder, and shorter than a group.
+#[test]
+fn simd_vec_dot_rows_packed_equals_unpacked() {
+    let mut g = Guest::new();
+    let mut rng = Rng(0x9AC4_ED00);
+    for t in WEIGHT_TYPES.into_iter().filter(|&t| wasm_chord_kernels::has_packed_layout(t)) {
+        for (n, rows) in [(896usize, 9usize), (224, 5), (96, 3), (9728, 2)] {
+            let y: Vec<f32> = (0..n).map(|i| rng.f32() * if i % 61 == 0 { 40.0 } else { 3.0 }).collect();
+            let mut a = vec![0u8; t.vec_dot_type().row_bytes(n).unwrap()];
+            quantize_row_scalar(t.vec_dot_type(), &y, &mut a);
+            let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
+            let mut packed = w.clone();
+            assert!(wasm_chord_kernels::pack_rows(t, n, &mut packed));
+            assert_eq!(packed != w, n >= 128, "{t:?} n={n}: packing changes whole groups only");
+            let mut back = packed.clone();
+            assert!(wasm_chord_kernels::unpack_rows(t, n, &mut back));
+            assert_eq!(back, w, "{t:?} n={n}: unpack(pack(rows)) is the rows");
+            let ap = g.put(&a);
+            let mut run = |bytes: &[u8], mode: i32| {
+                let (wp, op) = (g.put(bytes), g.put(&vec![0u8; 4 * rows]));
+                assert_eq!(g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap, op, mode)).unwrap(), 0);
+                bytes_f32(&g.get(op, 4 * rows))
+            };
+            let (plain, fast, slow) = (run(&w, 1), run(&packed, 3), run(&packed, 4));
+            let rb = t.row_bytes(n).unwrap();
+            for i in 0..rows {
+                let native = wasm_chord_kernels::vec_dot_packed_ref(t, n, &packed[i * rb..(i + 1) * rb], &a);
+                let want = vec_dot_ref(t, n, &w[i * rb..(i + 1) * rb], &a);
+                assert_eq!(native.to_bits(), want.to_bits(), "{t:?} n={n} row {i}: native packed ref");
+                assert_eq!(slow[i].to_bits(), want.to_bits(), "{t:?} n={n} row {i}: guest packed ref");
+                if host_has_fma() {
+                    assert_eq!(fast[i].to_bits(), plain[i].to_bits(), "{t:?} n={n} row {i}: packed {} vs {}", fast[i], plain[i]);
+                    assert_eq!(fast[i].to_bits(), want.to_bits(), "{t:?} n={n} row {i}: packed simd vs ref");
+                }
+            }
+        }
+    }
+}
+
 /// The grouped-row variant (llama.cpp's repacked Q4_K gemm order, `vec_dot_rows_x4`) in the
 /// guest equals its scalar reference bit for bit, on activations from its own quantizer.
 #[test]
@@ -625,8 +666,13 @@ fn simd_act_kernels_match_reference() {
 fn simd_matvec_throughput() {
     let mut g = Guest::new();
     let mut rng = Rng(5);
-    let (n, rows) = (4096usize, 2048usize);
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (n, rows) = (env("BENCH_N", 4096), env("BENCH_ROWS", 2048));
+    let only = std::env::var("BENCH_TYPE").ok();
     for t in WEIGHT_TYPES {
+        if only.as_ref().is_some_and(|o| *o != format!("{t:?}")) {
+            continue;
+        }
         let wb = t.row_bytes(n).unwrap();
         let w: Vec<u8> = (0..rows)
             .flat_map(|_| random_row_bytes(t, n, &mut rng))
@@ -635,7 +681,14 @@ fn simd_matvec_throughput() {
         let mut a = vec![0u8; t.vec_dot_type().row_bytes(n).unwrap()];
         quantize_row_scalar(t.vec_dot_type(), &y, &mut a);
         let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
-        for simd in [1, 0] {
+        let mut packed = w.clone();
+        let pp = if wasm_chord_kernels::pack_rows(t, n, &mut packed) { Some(g.put(&packed)) } else { None };
+        for simd in [3, 1, 0] {
+            let wp = match (simd, pp) {
+                (3, Some(pp)) => pp,
+                (3, None) => continue,
+                _ => wp,
+            };
             let args = (t as i32, n as i32, rows as i32, wp, ap, op, simd);
             g.matvec.call(&mut g.store, args).unwrap();
             let reps = 5;
@@ -646,7 +699,7 @@ fn simd_matvec_throughput() {
             let secs = t0.elapsed().as_secs_f64() / reps as f64;
             println!(
                 "{t:?} {}: {:.2} GB/s",
-                if simd == 1 { "simd" } else { "scalar" },
+                ["scalar", "simd", "", "packed simd"][simd as usize],
                 (wb * rows) as f64 / secs / 1e9
             );
         }

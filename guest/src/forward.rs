@@ -7,7 +7,7 @@ use crate::bridge;
 use crate::taps::tap;
 use crate::model::{LayerSpec, Model, Scratch, Tensor};
 use crate::ops::{add_bias, attend, geglu, matmul, matmul_rows, quantize_rows, rms_norm, rms_norm_f32w, rms_norm_in_place, rope, swiglu};
-use wasm_chord_kernels::dequantize_row;
+use wasm_chord_kernels::{dequantize_row, unpack_rows};
 
 /// Runs `tokens` at positions `pos..pos + n` and leaves the last token's logits in `m.logits`.
 pub fn eval(m: &mut Model, tokens: &[u32], pos: usize) -> Result<(), i32> {
@@ -54,7 +54,16 @@ fn embed(m: &mut Model, tokens: &[u32]) -> Result<(), i32> {
             buf
         } else {
             let u = m.units.get(t.unit).ok_or(status::ERR_BAD_CONFIG)?;
-            &t.bytes_at(u.resident_ptr as usize)[at..at + t.row_bytes]
+            let row = &t.bytes_at(u.resident_ptr as usize)[at..at + t.row_bytes];
+            if t.packed {
+                // The tied output head is packed: unpack a copy of the row.
+                let buf = qact.get_mut(..t.row_bytes).ok_or(status::ERR_BAD_CONFIG)?;
+                buf.copy_from_slice(row);
+                unpack_rows(t.ty, t.cols, buf);
+                buf
+            } else {
+                row
+            }
         };
         let xi = &mut x[i * e..(i + 1) * e];
         dequantize_row(t.ty, row, xi);

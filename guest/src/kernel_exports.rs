@@ -6,7 +6,7 @@
 
 use wasm_chord_kernels::{
     GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
-    vec_dot_ref, vec_dot_rows, vec_dot_rows_x4,
+    vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_rows_x4,
 };
 
 /// Status: success.
@@ -105,8 +105,9 @@ pub extern "C" fn wc_kernel_vec_dot(
 }
 
 /// `rows` dots of consecutive weight rows at `w_ptr` with one activation row, into `rows` f32 at
-/// `out_ptr` (a mat-vec). `simd` = 1: [`vec_dot_rows`]; 2: [`vec_dot_rows_x4`]; 0: [`vec_dot_ref`]
-/// row by row.
+/// `out_ptr` (a mat-vec). `simd` = 1: [`vec_dot_rows`]; 2: [`vec_dot_rows_x4`]; 3:
+/// [`vec_dot_rows_packed`] (rows in the packed layout); 4: [`vec_dot_packed_ref`] row by row; 0:
+/// [`vec_dot_ref`] row by row.
 /// Returns 0, or a negative status.
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_kernel_matvec(
@@ -138,6 +139,12 @@ pub extern "C" fn wc_kernel_matvec(
     let n = n as usize;
     if simd == 2 {
         vec_dot_rows_x4(t, n, w, a, out);
+    } else if simd == 3 {
+        vec_dot_rows_packed(t, n, w, a, out);
+    } else if simd == 4 {
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(wb.max(1))) {
+            *o = vec_dot_packed_ref(t, n, row, a);
+        }
     } else if simd != 0 {
         vec_dot_rows(t, n, w, a, out);
     } else {

@@ -10,11 +10,13 @@ pub mod forward;
 pub mod kernel_exports;
 pub mod model;
 pub mod ops;
+pub mod packing;
 pub mod taps;
 
 use std::sync::Mutex;
 
 use directory::Directory;
+use wasm_chord_kernels::{GgmlType, unpack_rows};
 use wasm_chord_abi::{Checksum, Chord64, LayerTensors, ModelConfig, chord64, chord64_combine, status, unit_kind};
 
 static DIR: Mutex<Option<Directory>> = Mutex::new(None);
@@ -59,7 +61,11 @@ pub extern "C" fn wc_init(dir_ptr: i32, dir_len: i32) -> i32 {
     let bytes = unsafe { core::slice::from_raw_parts(dir_ptr as u32 as usize as *const u8, dir_len as usize) };
     match Directory::parse(bytes, memory_bytes()) {
         Ok(d) => {
-            if let Ok(mut g) = DIR.lock() {
+            // One directory per instance: its resident weights are packed in place right here.
+            if let Ok(mut g) = DIR.lock()
+                && g.is_none()
+            {
+                packing::pack_resident(&d);
                 *g = Some(d);
                 return status::OK;
             }
@@ -228,7 +234,16 @@ fn checksum_resident(dir: &Directory, u: &wasm_chord_abi::UnitEntry, base: u32) 
         // SAFETY: [base, base + u.bytes) is inside our memory (checked above) and every tensor
         // lies inside its unit's payload (checked when the directory was parsed).
         let data = unsafe { core::slice::from_raw_parts((base as usize + t.unit_offset as usize) as *const u8, t.bytes as usize) };
-        acc = chord64_combine(acc, chord64(data));
+        // Packed weights are hashed as the file stores them.
+        let hash = match GgmlType::from_id(t.ggml_type).filter(|&ty| packing::is_packed(dir.memory64, ty)) {
+            Some(ty) => {
+                let mut copy = data.to_vec();
+                unpack_rows(ty, t.ne[0] as usize, &mut copy);
+                chord64(&copy)
+            }
+            None => chord64(data),
+        };
+        acc = chord64_combine(acc, hash);
         bytes += t.bytes;
     }
     Ok(Checksum { hash: acc, bytes })

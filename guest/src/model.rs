@@ -26,10 +26,12 @@ pub struct Tensor {
     pub file_offset: u64,
     /// Its unit (index into the directory's units).
     pub unit: usize,
+    /// Rows in the kernels' packed layout where the forward pass reads them ([`crate::packing`]).
+    pub packed: bool,
 }
 
 impl Tensor {
-    fn from_entry(t: &TensorEntry, unit: usize) -> Result<Self, i32> {
+    fn from_entry(t: &TensorEntry, unit: usize, memory64: bool) -> Result<Self, i32> {
         let ty = GgmlType::from_id(t.ggml_type).ok_or(status::ERR_BAD_DIRECTORY)?;
         let cols = t.ne[0] as usize;
         let rows = (t.ne[1].max(1) * t.ne[2].max(1) * t.ne[3].max(1)) as usize;
@@ -37,7 +39,8 @@ impl Tensor {
         if (row_bytes as u64).checked_mul(rows as u64) != Some(t.bytes) {
             return Err(status::ERR_BAD_DIRECTORY);
         }
-        Ok(Self { ty, cols, rows, row_bytes, unit_offset: t.unit_offset as usize, file_offset: t.file_offset, unit })
+        let packed = crate::packing::is_packed(memory64, ty);
+        Ok(Self { ty, cols, rows, row_bytes, unit_offset: t.unit_offset as usize, file_offset: t.file_offset, unit, packed })
     }
 
     /// Checks the shape: `cols` elements per row and `rows` rows.
@@ -136,7 +139,7 @@ fn tensor(dir: &Directory, index: i32) -> Result<Option<Tensor>, i32> {
         .iter()
         .position(|u| (u.first_tensor as usize..(u.first_tensor + u.n_tensors) as usize).contains(&i))
         .ok_or(status::ERR_BAD_CONFIG)?;
-    Tensor::from_entry(entry, unit).map(Some)
+    Tensor::from_entry(entry, unit, dir.memory64).map(Some)
 }
 
 fn required(dir: &Directory, index: i32) -> Result<Tensor, i32> {

@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows, vec_dot_rows_x4};
+use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows, vec_dot_rows_packed, vec_dot_rows_x4};
 
 use crate::model::Tensor;
 
@@ -94,7 +94,13 @@ pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         for t in 0..n {
             let (o, a) = (t * w.rows + first, &qact[t * qrb..(t + 1) * qrb]);
-            let dot = if t < grouped_rows(w, n) { vec_dot_rows_x4 } else { vec_dot_rows };
+            let dot = if w.packed {
+                vec_dot_rows_packed
+            } else if t < grouped_rows(w, n) {
+                vec_dot_rows_x4
+            } else {
+                vec_dot_rows
+            };
             dot(w.ty, w.cols, chunk, a, &mut out[o..o + rows]);
         }
     }

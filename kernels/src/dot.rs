@@ -56,24 +56,43 @@ fn dot_half(n: usize, w: &[u8], a: &[u8], cvt: fn(u16) -> f32) -> f32 {
 #[inline]
 fn blocks32(w: &[u8], a: &[u8], t: GgmlType, f: impl Fn(&[u8], &[u8]) -> Block32) -> f32 {
     let (wts, ats) = (t.type_size(), t.vec_dot_type().type_size());
-    let mut lanes = [0.0f32; 8];
-    let mut summs = 0.0f32;
+    let mut acc = Lanes32::default();
     for (bw, ba) in w.chunks_exact(wts).zip(a.chunks_exact(ats)) {
-        let b = f(bw, ba);
-        for (k, l) in lanes.iter_mut().enumerate() {
+        acc.add(&f(bw, ba));
+    }
+    acc.finish()
+}
+
+/// The running sums of [`blocks32`]: 8 f32 lanes and the scalar `summs`.
+#[derive(Default)]
+pub(crate) struct Lanes32 {
+    lanes: [f32; 8],
+    summs: f32,
+}
+
+impl Lanes32 {
+    /// Adds one block pair: lane k += (Σ of products 4k..4k+3) · d, fused; summs += m·s, fused.
+    #[inline]
+    pub(crate) fn add(&mut self, b: &Block32) {
+        for (k, l) in self.lanes.iter_mut().enumerate() {
             let isum: i32 = (4 * k..4 * k + 4).map(|j| b.qw[j] * b.qa[j]).sum();
             *l = fma(b.d, isum as f32, *l);
         }
         if let Some((m, s)) = b.ms {
-            summs = fma(m, s, summs);
+            self.summs = fma(m, s, self.summs);
         }
     }
-    hsum_float_8(&lanes) + summs
+
+    /// `hsum_float_8` of the lanes, plus the scalar.
+    #[inline]
+    pub(crate) fn finish(&self) -> f32 {
+        hsum_float_8(&self.lanes) + self.summs
+    }
 }
 
 /// One 32-element block pair, decoded: weight quants, activation quants, `d_w·d_a` (f32
 /// product of the two f16 deltas), and `(m_w, s_a)` for the types with a minimum.
-struct Block32 {
+pub(crate) struct Block32 {
     qw: [i32; 32],
     qa: [i32; 32],
     d: f32,
@@ -145,7 +164,7 @@ fn q5(qh: u32, qs: &[u8], j: usize) -> i32 {
 }
 
 /// `ggml_vec_dot_q5_0_q8_0` for one block: 5-bit quants − 16.
-fn q5_0_block(b: &[u8], ba: &[u8]) -> Block32 {
+pub(crate) fn q5_0_block(b: &[u8], ba: &[u8]) -> Block32 {
     let h = off::Q5_0_QH;
     let qh = u32::from_le_bytes([b[h], b[h + 1], b[h + 2], b[h + 3]]);
     let qs = &b[off::Q5_0_QS..off::Q5_0_QS + 16];
@@ -162,7 +181,7 @@ fn q5_1_block(b: &[u8], ba: &[u8]) -> Block32 {
 }
 
 /// `ggml_vec_dot_q8_0_q8_0` for one block.
-fn q8_0_block(b: &[u8], ba: &[u8]) -> Block32 {
+pub(crate) fn q8_0_block(b: &[u8], ba: &[u8]) -> Block32 {
     Block32 { qw: a8s(b, off::Q8_0_QS), qa: a8s(ba, off::Q8_0_QS), d: dd(b, ba), ms: None }
 }
 

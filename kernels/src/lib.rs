@@ -23,6 +23,7 @@
 //! pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;  // scalar reference
 //! pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);     // mat-vec
 //! pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);  // grouped rows
+//! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q5_0, Q8_0)
 //! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
 //! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
 //! ```
@@ -39,6 +40,9 @@
 //!   `_generic` C order for the rest. [`vec_dot`] / [`vec_dot_rows`] on wasm32 equal it bit for
 //!   bit for those seven types (when `f32x4.relaxed_madd` is fused, as in Wasmtime on FMA hosts)
 //!   and sum the other types' blocks in 4 lanes (≈1e-6 relative).
+//! - [`vec_dot_rows_packed`] reads rows rewritten by [`pack_rows`] (Q5_0, Q8_0: same bytes per
+//!   row, regrouped so that the SIMD kernels decode them with fewer instructions) and gives
+//!   exactly what [`vec_dot_rows`] gives on the rows as stored.
 //! - The attention and SwiGLU pieces (`act`) follow ggml-cpu's flash attention (f16 value sums,
 //!   AVX-512 f16 dot order, glibc's `expf`) and `ggml_v_expf`.
 //!
@@ -51,9 +55,12 @@ mod act;
 mod dequant;
 mod dot;
 mod f16;
+mod pack;
 mod quant;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_packed;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_act;
 mod types;
@@ -81,6 +88,7 @@ pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
         dot::fma(a, b, c)
     }
 }
+pub use pack::{has_packed_layout, pack_rows, unpack_rows};
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use quant::{quantize_row_q8_k_x4, quantize_row_ref, quantize_row_scalar};
 pub use types::{
@@ -136,6 +144,35 @@ pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32
     dot_rows(t, n, w, a, out, true)
 }
 
+/// [`vec_dot_rows`] for rows in the packed layout ([`pack_rows`]; types with
+/// [`has_packed_layout`], others are taken as stored): the same results, bit for bit, as
+/// [`vec_dot_rows`] on the rows before packing.
+pub fn vec_dot_rows_packed(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let Some(rb) = rows_fit(t, n, w, a, out) else { return };
+    if !has_packed_layout(t) {
+        return dot_rows(t, n, w, a, out, false);
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd_packed::vec_dot_rows_packed(t, n, w, rb, a, out)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
+            *o = pack::vec_dot_packed_ref(t, n, row, a);
+        }
+    }
+}
+
+/// Scalar reference of [`vec_dot_rows_packed`] for one packed row.
+pub fn vec_dot_packed_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot_packed_ref: bad lengths for {t:?} n={n}");
+        return f32::NAN;
+    }
+    pack::vec_dot_packed_ref(t, n, w, a)
+}
+
 /// Scalar reference of [`vec_dot_rows_x4`] for one row.
 pub fn vec_dot_ref_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     if !dot_lengths_ok(t, n, w, a) {
@@ -147,13 +184,7 @@ pub fn vec_dot_ref_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
 
 /// [`vec_dot_rows`] / [`vec_dot_rows_x4`].
 fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32], grouped: bool) {
-    let rb = t.row_bytes(n).unwrap_or(0);
-    let fits = rb.checked_mul(out.len()).is_some_and(|total| w.len() >= total);
-    if !fits || !dot_lengths_ok(t, n, w, a) {
-        debug_assert!(false, "vec_dot_rows: bad lengths for {t:?} n={n}");
-        out.fill(f32::NAN);
-        return;
-    }
+    let Some(rb) = rows_fit(t, n, w, a, out) else { return };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         simd::vec_dot_rows(t, n, w, rb, a, out, grouped)
@@ -164,6 +195,19 @@ fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32], grouped:
             *o = if grouped { vec_dot_ref_x4(t, n, row, a) } else { dot::vec_dot_ref(t, n, row, a) };
         }
     }
+}
+
+/// The row bytes when `w` holds `out.len()` rows of `n` elements of `t` and `a` one activation
+/// row; otherwise fills `out` with NaN (and debug-asserts).
+fn rows_fit(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]) -> Option<usize> {
+    let rb = t.row_bytes(n).unwrap_or(0);
+    let fits = rb.checked_mul(out.len()).is_some_and(|total| w.len() >= total);
+    if !fits || !dot_lengths_ok(t, n, w, a) {
+        debug_assert!(false, "vec_dot_rows: bad lengths for {t:?} n={n}");
+        out.fill(f32::NAN);
+        return None;
+    }
+    Some(rb)
 }
 
 /// Scalar reference of [`vec_dot`] (ggml-cpu's `ggml_vec_dot_*_generic` semantics); same contract.

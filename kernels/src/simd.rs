@@ -27,7 +27,7 @@ use crate::types::*;
 /// # Safety
 /// `i + 16 <= s.len()` (debug-checked).
 #[inline(always)]
-unsafe fn ld(s: &[u8], i: usize) -> v128 {
+pub(crate) unsafe fn ld(s: &[u8], i: usize) -> v128 {
     debug_assert!(i + 16 <= s.len());
     // SAFETY: the caller guarantees 16 readable bytes at `i`; v128_load has no alignment needs.
     unsafe { v128_load(s.as_ptr().add(i) as *const v128) }
@@ -57,7 +57,7 @@ unsafe fn rd32(s: &[u8], i: usize) -> u32 {
 
 /// Half at byte `i` of `s`, as f32.
 #[inline(always)]
-fn h(s: &[u8], i: usize) -> f32 {
+pub(crate) fn h(s: &[u8], i: usize) -> f32 {
     f16_to_f32(rd_u16(s, i))
 }
 
@@ -117,7 +117,7 @@ fn dot4_i8(a: v128, b: v128) -> v128 {
 /// i8×i7 dot: deterministic there, since no pair of products can saturate an i16).
 #[cfg(target_feature = "relaxed-simd")]
 #[inline(always)]
-fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
+pub(crate) fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
     i32x4_relaxed_dot_i8x16_i7x16_add(a, q, acc)
 }
 
@@ -125,7 +125,7 @@ fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
 /// fallback).
 #[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
-fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
+pub(crate) fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
     i32x4_add(acc, dot4_i8(a, q))
 }
 
@@ -269,12 +269,12 @@ unsafe fn h4(s: &[u8], base: usize, ts: usize, off: usize, ib: usize) -> v128 {
 
 /// The activation side of one 32-element block, prepared once and shared by every weight row
 /// dotted with it (loaded quants, and what the format derives from them).
-type Act = [v128; 4];
+pub(crate) type Act = [v128; 4];
 
 /// A 32-element block format (ggml-cpu x86 `ggml_vec_dot_q{4,5,8}_{0,1}_q8_{0,1}`): sizes, the
 /// activation preparation and the 8 exact integer lane sums of a block pair (lane k = Σ of the
 /// products of elements 4k..4k+3).
-trait Fmt32 {
+pub(crate) trait Fmt32 {
     /// Bytes per weight block.
     const WTS: usize;
     /// Bytes per activation block (34 for Q8_0, 36 for Q8_1).
@@ -304,7 +304,7 @@ fn pair_split(v: v128) -> (v128, v128) {
 
 /// Low and high nibbles of 16 bytes.
 #[inline(always)]
-fn nibbles(q: v128) -> (v128, v128) {
+pub(crate) fn nibbles(q: v128) -> (v128, v128) {
     (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4))
 }
 
@@ -337,7 +337,7 @@ unsafe fn prep_q8_0_off(a: &[u8], ba: usize, off: u8) -> Act {
 }
 
 /// Q8_0 · Q8_0: signed × signed, activation split and widened once per block.
-struct Q8_0F;
+pub(crate) struct Q8_0F;
 impl Fmt32 for Q8_0F {
     const WTS: usize = 34;
     const ATS: usize = 34;
@@ -426,7 +426,7 @@ unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
 }
 
 /// Q5_0 · Q8_0: 5-bit quant − 16.
-struct Q5_0F;
+pub(crate) struct Q5_0F;
 impl Fmt32 for Q5_0F {
     const WTS: usize = 22;
     const ATS: usize = 34;
@@ -474,7 +474,7 @@ struct Acc32 {
 
 /// Where [`matvec32`] takes the activation side of a block from: prepared on the fly ([`Raw`])
 /// or from a table prepared once per mat-vec ([`Prepared`]).
-trait ActSrc {
+pub(crate) trait ActSrc {
     /// The prepared activation block `ib`. # Safety: block `ib` exists.
     unsafe fn act(&self, ib: usize) -> Act;
     /// The f32 `d` of blocks `ib .. ib+4`. # Safety: those blocks exist.
@@ -486,7 +486,7 @@ trait ActSrc {
 }
 
 /// The activation row itself (format `F`), prepared block by block as it is used.
-struct Raw<'a, F>(&'a [u8], core::marker::PhantomData<F>);
+pub(crate) struct Raw<'a, F>(pub(crate) &'a [u8], pub(crate) core::marker::PhantomData<F>);
 
 impl<F: Fmt32> ActSrc for Raw<'_, F> {
     #[inline(always)]
@@ -511,7 +511,7 @@ impl<F: Fmt32> ActSrc for Raw<'_, F> {
 }
 
 /// Activation blocks prepared once for all the rows of a mat-vec (at most [`MAX_PREP`] blocks).
-struct Prepared<'a> {
+pub(crate) struct Prepared<'a> {
     acts: &'a [Act],
     d: &'a [f32],
     s: &'a [f32],
@@ -624,38 +624,32 @@ unsafe fn matvec32<F: Fmt32, A: ActSrc, const R: usize>(nb: usize, w: &[u8], rb:
 }
 
 /// Most activation blocks [`rows32`] prepares up front (on the stack: 16 KiB of [`Act`]).
-const MAX_PREP: usize = 256;
+pub(crate) const MAX_PREP: usize = 256;
 
-/// `out[i] = ` dot of row `i` of `w` (stride `rb`) with `a`. Rows of at most [`MAX_PREP`] blocks
-/// take the activation from a table prepared once, one row per pass (the row's accumulators
-/// stay in registers); longer rows go `R` rows per pass, preparing each activation block once
-/// per pass (4 is fastest for the 4- and 5-bit formats here, 6 for Q8_0).
+/// `out[i] = ` dot of row `i` of `w` (stride `rb`) with `a`, `R` rows per pass (4 is fastest
+/// for the 4- and 5-bit formats here, 6 for Q8_0). Rows of at most [`MAX_PREP`] blocks take the
+/// activation from a table prepared once; longer rows prepare each activation block once per
+/// pass.
 ///
 /// # Safety
 /// `w` holds `out.len()` rows of `nb` blocks at stride `rb`; `a` holds `nb` activation blocks.
 unsafe fn rows32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
     let raw = Raw::<F>(a, core::marker::PhantomData);
     if nb <= MAX_PREP {
-        let mut acts = [[ZERO; 4]; MAX_PREP];
-        let (mut d, mut s) = ([0f32; MAX_PREP + 4], [0f32; MAX_PREP + 4]);
-        for ib in 0..nb {
-            // SAFETY: block ib exists (caller).
-            unsafe {
-                acts[ib] = raw.act(ib);
-                (d[ib], s[ib]) = raw.ds1(ib);
-            }
-        }
-        let p = Prepared { acts: &acts[..nb], d: &d[..nb], s: &s[..nb] };
-        let full = out.len() / R * R;
-        for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
-            // SAFETY: rows i·R .. i·R + R exist (caller); `p` holds the nb blocks.
-            o.copy_from_slice(&unsafe { matvec32::<F, Prepared<'_>, R>(nb, &w[i * R * rb..], rb, &p) });
-        }
-        for (i, o) in out.iter_mut().enumerate().skip(full) {
-            // SAFETY: row i exists (caller); `p` holds the nb blocks.
-            *o = unsafe { matvec32::<F, Prepared<'_>, 1>(nb, &w[i * rb..], rb, &p) }[0];
-        }
-        return;
+        // SAFETY: `a` holds nb blocks (caller).
+        return unsafe {
+            with_prepared::<F>(nb, a, |p| {
+                let full = out.len() / R * R;
+                for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
+                    // SAFETY: rows i·R .. i·R + R exist (caller); `p` holds the nb blocks.
+                    o.copy_from_slice(&unsafe { matvec32::<F, Prepared<'_>, R>(nb, &w[i * R * rb..], rb, p) });
+                }
+                for (i, o) in out.iter_mut().enumerate().skip(full) {
+                    // SAFETY: row i exists (caller); `p` holds the nb blocks.
+                    *o = unsafe { matvec32::<F, Prepared<'_>, 1>(nb, &w[i * rb..], rb, p) }[0];
+                }
+            })
+        };
     }
     let full = out.len() / R * R;
     for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
@@ -666,6 +660,39 @@ unsafe fn rows32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[
         // SAFETY: row i exists.
         *o = unsafe { matvec32::<F, Raw<'_, F>, 1>(nb, &w[i * rb..], rb, &raw) }[0];
     }
+}
+
+/// Runs `f` with the `nb` (≤ [`MAX_PREP`]) activation blocks of `a` (format `F`) prepared in a
+/// table on the stack.
+///
+/// # Safety
+/// `a` holds `nb` activation blocks.
+#[inline(always)]
+pub(crate) unsafe fn with_prepared<F: Fmt32>(nb: usize, a: &[u8], f: impl FnOnce(&Prepared<'_>)) {
+    use core::mem::MaybeUninit;
+    debug_assert!(nb <= MAX_PREP);
+    let nb = nb.min(MAX_PREP);
+    let raw = Raw::<F>(a, core::marker::PhantomData);
+    // Not zeroed: a prompt batch builds a table per token and chunk of rows.
+    let mut acts = [const { MaybeUninit::<Act>::uninit() }; MAX_PREP];
+    let (mut d, mut s) = ([const { MaybeUninit::<f32>::uninit() }; MAX_PREP], [const { MaybeUninit::<f32>::uninit() }; MAX_PREP]);
+    for ib in 0..nb {
+        // SAFETY: block ib exists (caller).
+        let (act, (di, si)) = unsafe { (raw.act(ib), raw.ds1(ib)) };
+        acts[ib].write(act);
+        d[ib].write(di);
+        s[ib].write(si);
+    }
+    // SAFETY: entries 0..nb of the three tables were written just above; MaybeUninit<T> has
+    // T's layout.
+    let (acts, d, s) = unsafe {
+        (
+            core::slice::from_raw_parts(acts.as_ptr() as *const Act, nb),
+            core::slice::from_raw_parts(d.as_ptr() as *const f32, nb),
+            core::slice::from_raw_parts(s.as_ptr() as *const f32, nb),
+        )
+    };
+    f(&Prepared { acts, d, s });
 }
 
 /// SIMD dots of the `out.len()` rows of `w` (type `t`, `n` elements, `rb` bytes each) with the
