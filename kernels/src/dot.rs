@@ -145,13 +145,13 @@ fn dd(b: &[u8], ba: &[u8]) -> f32 {
 }
 
 /// `ggml_vec_dot_q4_0_q8_0` for one block: quants − 8.
-fn q4_0_block(b: &[u8], ba: &[u8]) -> Block32 {
+pub(crate) fn q4_0_block(b: &[u8], ba: &[u8]) -> Block32 {
     let q = nibbles(&b[off::Q4_0_QS..off::Q4_0_QS + 16]);
     Block32 { qw: core::array::from_fn(|j| q[j] - 8), qa: a8s(ba, off::Q8_0_QS), d: dd(b, ba), ms: None }
 }
 
 /// `ggml_vec_dot_q4_1_q8_1` for one block: raw nibbles, plus m·s.
-fn q4_1_block(b: &[u8], ba: &[u8]) -> Block32 {
+pub(crate) fn q4_1_block(b: &[u8], ba: &[u8]) -> Block32 {
     let ms = (f16_to_f32(rd_u16(b, off::Q4_1_M)), f16_to_f32(rd_u16(ba, off::Q8_1_S)));
     Block32 { qw: nibbles(&b[off::Q4_1_QS..off::Q4_1_QS + 16]), qa: a8s(ba, off::Q8_1_QS), d: dd(b, ba), ms: Some(ms) }
 }
@@ -172,7 +172,7 @@ pub(crate) fn q5_0_block(b: &[u8], ba: &[u8]) -> Block32 {
 }
 
 /// `ggml_vec_dot_q5_1_q8_1` for one block: raw 5-bit quants, plus m·s.
-fn q5_1_block(b: &[u8], ba: &[u8]) -> Block32 {
+pub(crate) fn q5_1_block(b: &[u8], ba: &[u8]) -> Block32 {
     let h = off::Q5_1_QH;
     let qh = u32::from_le_bytes([b[h], b[h + 1], b[h + 2], b[h + 3]]);
     let qs = &b[off::Q5_1_QS..off::Q5_1_QS + 16];

@@ -23,7 +23,7 @@
 //! pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;  // scalar reference
 //! pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);     // mat-vec
 //! pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);  // grouped rows
-//! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q5_0, Q8_0)
+//! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 //! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
 //! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
 //! ```
@@ -40,7 +40,7 @@
 //!   `_generic` C order for the rest. [`vec_dot`] / [`vec_dot_rows`] on wasm32 equal it bit for
 //!   bit for those seven types (when `f32x4.relaxed_madd` is fused, as in Wasmtime on FMA hosts)
 //!   and sum the other types' blocks in 4 lanes (≈1e-6 relative).
-//! - [`vec_dot_rows_packed`] reads rows rewritten by [`pack_rows`] (Q5_0, Q8_0: same bytes per
+//! - [`vec_dot_rows_packed`] reads rows rewritten by [`pack_rows`] (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: same bytes per
 //!   row, regrouped so that the SIMD kernels decode them with fewer instructions) and gives
 //!   exactly what [`vec_dot_rows`] gives on the rows as stored.
 //! - The attention and SwiGLU pieces (`act`) follow ggml-cpu's flash attention (f16 value sums,

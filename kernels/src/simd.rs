@@ -150,7 +150,7 @@ fn fma_block(acc: v128, isum: v128, d: f32) -> v128 {
     f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d)))
 }
 
-const ZERO: v128 = i32x4(0, 0, 0, 0);
+pub(crate) const ZERO: v128 = i32x4(0, 0, 0, 0);
 
 /// SIMD dot of weight row `w` (type `t`, `n` elements) with activation row `a` (t.vec_dot_type()).
 /// Lengths were checked by the caller.
@@ -362,7 +362,7 @@ impl Fmt32 for Q8_0F {
 }
 
 /// Q4_0 · Q8_0: nibble − 8; low nibbles are elements 0..16, high 16..32.
-struct Q4_0F;
+pub(crate) struct Q4_0F;
 impl Fmt32 for Q4_0F {
     const WTS: usize = 18;
     const ATS: usize = 34;
@@ -381,7 +381,7 @@ impl Fmt32 for Q4_0F {
 }
 
 /// Q4_1 · Q8_1: raw nibbles, plus m·s.
-struct Q4_1F;
+pub(crate) struct Q4_1F;
 impl Fmt32 for Q4_1F {
     const WTS: usize = 20;
     const ATS: usize = 36;
@@ -445,7 +445,7 @@ impl Fmt32 for Q5_0F {
 }
 
 /// Q5_1 · Q8_1: raw 5-bit quants, plus m·s.
-struct Q5_1F;
+pub(crate) struct Q5_1F;
 impl Fmt32 for Q5_1F {
     const WTS: usize = 24;
     const ATS: usize = 36;

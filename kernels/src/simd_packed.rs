@@ -1,11 +1,11 @@
-//! The wasm32 SIMD mat-vec over rows in the packed layout of [`crate::pack`] (Q5_0, Q8_0). Same
+//! The wasm32 SIMD mat-vec over rows in the packed layout of [`crate::pack`]. Same
 //! arithmetic as [`crate::simd`]'s `matvec32` on the original rows, in the same order (8 f32
 //! lanes fused per block with `d_w·d_a`, `hsum_float_8`), so the results are equal bit for bit;
 //! only the decoding of the weights is cheaper.
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ActSrc, Fmt32, MAX_PREP, Q5_0F, Q8_0F, Raw, dot_u7, f16x8_to_f32, h, hsum_f32, ld, madd, nibbles, with_prepared};
+use crate::simd::{ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, hsum_f32, ld, madd, nibbles, with_prepared};
 use crate::types::GgmlType;
 
 /// SIMD dots of the `out.len()` packed rows of `w` (`n` elements, `rb` bytes each) with the
@@ -16,7 +16,10 @@ pub(crate) fn vec_dot_rows_packed(t: GgmlType, n: usize, w: &[u8], rb: usize, a:
     // and a.len() >= 34·nb.
     unsafe {
         match t {
-            GgmlType::Q5_0 => rows::<Q5_0P>(nb, w, rb, a, out),
+            GgmlType::Q4_0 => rows::<NibP<Q4_0F, false, 0, 8>>(nb, w, rb, a, out),
+            GgmlType::Q4_1 => rows::<NibP<Q4_1F, false, 0, 16>>(nb, w, rb, a, out),
+            GgmlType::Q5_0 => rows::<NibP<Q5_0F, true, 8, 24>>(nb, w, rb, a, out),
+            GgmlType::Q5_1 => rows::<NibP<Q5_1F, true, 16, 32>>(nb, w, rb, a, out),
             GgmlType::Q8_0 => rows::<Q8_0P>(nb, w, rb, a, out),
             _ => crate::simd::vec_dot_rows(t, n, w, rb, a, out, false),
         }
@@ -52,7 +55,8 @@ unsafe fn rows<P: Packed32>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut 
     }
 }
 
-/// Each row of `w` dotted with the activation blocks of `src`.
+/// Each row of `w` dotted with the activation blocks of `src`, one row per pass (the row's sums
+/// stay in registers; two rows per pass measured slower in the guest, from spills).
 ///
 /// # Safety
 /// As [`rows`], with `src` holding the `nb` blocks.
@@ -79,22 +83,30 @@ fn fifth_bits<const K: usize>(hv: v128) -> (v128, v128) {
     (v128_and(a, m), v128_and(b, m))
 }
 
-/// Q5_0, packed: the group shares its 16 bytes of fifth bits.
-struct Q5_0P;
-impl Packed32 for Q5_0P {
-    type F = Q5_0F;
+/// The 4- and 5-bit formats, packed: nibbles of block K at `QS + 16K` of the record and, for
+/// the 5-bit ones (`FIFTH`), the group's 16 bytes of fifth bits at `QH`. The activation side
+/// carries the −8·Σy / −16·Σy correction of Q4_0 / Q5_0 (zero for Q4_1 / Q5_1, whose minimum is
+/// added as m·s).
+struct NibP<F, const FIFTH: bool, const QH: usize, const QS: usize>(core::marker::PhantomData<F>);
+impl<F: Fmt32, const FIFTH: bool, const QH: usize, const QS: usize> Packed32 for NibP<F, FIFTH, QH, QS> {
+    type F = F;
     type G = v128;
     #[inline(always)]
     unsafe fn group(w: &[u8], g: usize) -> v128 {
-        // SAFETY: qh' at +8 .. +24 of the group.
-        unsafe { ld(w, g + 8) }
+        // SAFETY: qh' at +QH .. +QH+16 of the record.
+        if FIFTH { unsafe { ld(w, g + QH) } } else { ZERO }
     }
     #[inline(always)]
     unsafe fn lanes<const K: usize>(w: &[u8], g: usize, hv: v128, y: &[v128; 4]) -> (v128, v128) {
-        // SAFETY: qs of block K at +24 + 16K .. +40 + 16K of the group.
-        let (n0, n1) = nibbles(unsafe { ld(w, g + 24 + 16 * K) });
-        let (h0, h1) = fifth_bits::<K>(hv);
-        (dot_u7(y[0], v128_or(n0, h0), y[2]), dot_u7(y[1], v128_or(n1, h1), y[3]))
+        // SAFETY: nibbles of block K at +QS + 16K .. +QS + 16K + 16 of the record.
+        let (n0, n1) = nibbles(unsafe { ld(w, g + QS + 16 * K) });
+        let (q0, q1) = if FIFTH {
+            let (h0, h1) = fifth_bits::<K>(hv);
+            (v128_or(n0, h0), v128_or(n1, h1))
+        } else {
+            (n0, n1)
+        };
+        (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
     }
 }
 
@@ -116,17 +128,31 @@ impl Packed32 for Q8_0P {
     }
 }
 
-/// Block `K` of a group: `lo/hi = fma(f32(lane sums), d_K, lo/hi)`, as `matvec32` does.
+/// The running sums of one row: the 8 f32 lanes (`lo`, `hi`) and, for the types with a
+/// minimum, the scalar `summs` in every lane — as `matvec32` keeps them.
+struct Sums {
+    lo: v128,
+    hi: v128,
+    summs: v128,
+}
+
+/// Block `K` of a group: `lo/hi = fma(f32(lane sums), d_K, lo/hi)`; with a minimum also
+/// `summs = fma(m_K, s_K, summs)` — one term at a time, as `matvec32` does.
 ///
 /// # Safety
 /// A packed group starts at `g`.
 #[inline(always)]
-unsafe fn block<P: Packed32, const K: usize>(w: &[u8], g: usize, s: P::G, d: v128, y: &[v128; 4], lo: &mut v128, hi: &mut v128) {
+#[allow(clippy::too_many_arguments)] // reason: the unrolled inner step of one kernel.
+unsafe fn block<P: Packed32, const K: usize>(w: &[u8], g: usize, s: P::G, d: v128, m: v128, sa: v128, y: &[v128; 4], acc: &mut Sums) {
     // SAFETY: forwarded.
     let (s0, s1) = unsafe { P::lanes::<K>(w, g, s, y) };
     let dk = i32x4_shuffle::<K, K, K, K>(d, d);
-    *lo = madd(f32x4_convert_i32x4(s0), dk, *lo);
-    *hi = madd(f32x4_convert_i32x4(s1), dk, *hi);
+    acc.lo = madd(f32x4_convert_i32x4(s0), dk, acc.lo);
+    acc.hi = madd(f32x4_convert_i32x4(s1), dk, acc.hi);
+    if P::F::M_OFF.is_some() {
+        let t = madd(m, sa, acc.summs);
+        acc.summs = i32x4_shuffle::<K, K, K, K>(t, t);
+    }
 }
 
 /// One packed row: the groups of 4 blocks, then the `nb mod 4` blocks stored as in the file.
@@ -136,30 +162,43 @@ unsafe fn block<P: Packed32, const K: usize>(w: &[u8], g: usize, s: P::G, d: v12
 #[inline(always)]
 unsafe fn row<P: Packed32, A: ActSrc>(nb: usize, w: &[u8], src: &A) -> f32 {
     let wts = P::F::WTS;
-    let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let zero = f32x4_splat(0.0);
+    let mut acc = Sums { lo: zero, hi: zero, summs: zero };
     let groups = nb / 4;
     for gi in 0..groups {
         let (g, ib) = (gi * 4 * wts, 4 * gi);
         // SAFETY (this group): 4·wts bytes at g (caller); blocks ib .. ib+4 exist in src.
         unsafe {
             debug_assert!(g + 4 * wts <= w.len());
-            let d16 = v128_load64_zero(w.as_ptr().add(g) as *const u64);
-            let d = f32x4_mul(f16x8_to_f32(d16).0, src.d4(ib));
+            // The 4 deltas, and the 4 minima after them (types with a minimum).
+            let (d, m, sa) = if P::F::M_OFF.is_some() {
+                let (d, m) = f16x8_to_f32(ld(w, g));
+                (d, m, src.s4(ib))
+            } else {
+                (f16x8_to_f32(v128_load64_zero(w.as_ptr().add(g) as *const u64)).0, zero, zero)
+            };
+            let d = f32x4_mul(d, src.d4(ib));
             let s = P::group(w, g);
-            block::<P, 0>(w, g, s, d, &src.act(ib), &mut lo, &mut hi);
-            block::<P, 1>(w, g, s, d, &src.act(ib + 1), &mut lo, &mut hi);
-            block::<P, 2>(w, g, s, d, &src.act(ib + 2), &mut lo, &mut hi);
-            block::<P, 3>(w, g, s, d, &src.act(ib + 3), &mut lo, &mut hi);
+            block::<P, 0>(w, g, s, d, m, sa, &src.act(ib), &mut acc);
+            block::<P, 1>(w, g, s, d, m, sa, &src.act(ib + 1), &mut acc);
+            block::<P, 2>(w, g, s, d, m, sa, &src.act(ib + 2), &mut acc);
+            block::<P, 3>(w, g, s, d, m, sa, &src.act(ib + 3), &mut acc);
         }
     }
     for ib in groups * 4..nb {
+        // SAFETY: block ib exists in src.
+        let (da, sa) = unsafe { src.ds1(ib) };
+        let d = f32x4_splat(h(w, ib * wts) * da);
+        let m = P::F::M_OFF.map_or(zero, |mo| f32x4_splat(h(w, ib * wts + mo)));
         // SAFETY: block ib exists, stored as in the file.
         let (s0, s1) = unsafe { P::F::lanes(w, ib * wts, &src.act(ib)) };
-        // SAFETY: block ib exists in src.
-        let d = f32x4_splat(h(w, ib * wts) * unsafe { src.ds1(ib) }.0);
-        lo = madd(f32x4_convert_i32x4(s0), d, lo);
-        hi = madd(f32x4_convert_i32x4(s1), d, hi);
+        acc.lo = madd(f32x4_convert_i32x4(s0), d, acc.lo);
+        acc.hi = madd(f32x4_convert_i32x4(s1), d, acc.hi);
+        if P::F::M_OFF.is_some() {
+            let t = madd(m, f32x4_splat(sa), acc.summs);
+            acc.summs = i32x4_shuffle::<0, 0, 0, 0>(t, t);
+        }
     }
-    // As matvec32: hsum_float_8, plus the (zero) scalar of the types without a minimum.
-    hsum_f32(f32x4_add(hi, lo)) + 0.0
+    // As matvec32: hsum_float_8, plus the scalar (zero for the types without a minimum).
+    hsum_f32(f32x4_add(acc.hi, acc.lo)) + f32x4_extract_lane::<0>(acc.summs)
 }
