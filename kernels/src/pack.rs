@@ -51,17 +51,25 @@ impl Layout {
     }
 }
 
-/// The layout of `t`, for the types with a packed one.
-fn layout(t: GgmlType) -> Option<Layout> {
-    let (min, qh, quants) = match t {
-        GgmlType::Q4_0 => (false, false, 16),
-        GgmlType::Q4_1 => (true, false, 16),
-        GgmlType::Q5_0 => (false, true, 16),
-        GgmlType::Q5_1 => (true, true, 16),
-        GgmlType::Q8_0 => (false, false, 32),
-        _ => return None,
-    };
-    Some(Layout { block: t.type_size(), min, qh, quants })
+/// The layouts, indexed by [`layout_id`].
+const LAYOUTS: [Layout; 5] = [
+    Layout { block: 18, min: false, qh: false, quants: 16 }, // Q4_0
+    Layout { block: 20, min: true, qh: false, quants: 16 },  // Q4_1
+    Layout { block: 22, min: false, qh: true, quants: 16 },  // Q5_0
+    Layout { block: 24, min: true, qh: true, quants: 16 },   // Q5_1
+    Layout { block: 34, min: false, qh: false, quants: 32 }, // Q8_0
+];
+
+/// Index of `t`'s layout in [`LAYOUTS`], for the types with a packed one.
+fn layout_id(t: GgmlType) -> Option<usize> {
+    match t {
+        GgmlType::Q4_0 => Some(0),
+        GgmlType::Q4_1 => Some(1),
+        GgmlType::Q5_0 => Some(2),
+        GgmlType::Q5_1 => Some(3),
+        GgmlType::Q8_0 => Some(4),
+        _ => None,
+    }
 }
 
 /// Largest record (4 Q8_0 blocks).
@@ -70,7 +78,7 @@ const MAX_GROUP: usize = 4 * 34;
 /// Whether the mat-vec kernels have a packed layout for `t` (rows of other types are used as
 /// stored).
 pub fn has_packed_layout(t: GgmlType) -> bool {
-    layout(t).is_some()
+    layout_id(t).is_some()
 }
 
 /// Rewrites the rows in `rows` (type `t`, `n` elements each, back to back) into the packed
@@ -87,11 +95,27 @@ pub fn unpack_rows(t: GgmlType, n: usize, rows: &mut [u8]) -> bool {
 
 /// Packs (or unpacks) every whole group of 4 blocks of every row.
 fn each_group(t: GgmlType, n: usize, rows: &mut [u8], pack: bool) -> bool {
-    let (Some(l), Some(rb)) = (layout(t), t.row_bytes(n)) else { return false };
-    if rb == 0 || !rows.len().is_multiple_of(rb) {
+    let (Some(id), Some(rb)) = (layout_id(t), t.row_bytes(n)) else { return false };
+    if rb == 0 || !rows.len().is_multiple_of(rb) || LAYOUTS[id].block != t.type_size() {
         return false;
     }
-    let (groups, g) = (n / t.block_size() / 4, 4 * l.block);
+    let groups = n / t.block_size() / 4;
+    // One instance per layout, so that every size below is a constant (load time: this runs
+    // over every resident weight).
+    match id {
+        0 => groups_of::<0>(rows, rb, groups, pack),
+        1 => groups_of::<1>(rows, rb, groups, pack),
+        2 => groups_of::<2>(rows, rb, groups, pack),
+        3 => groups_of::<3>(rows, rb, groups, pack),
+        _ => groups_of::<4>(rows, rb, groups, pack),
+    }
+    true
+}
+
+/// [`each_group`] for layout `ID`.
+fn groups_of<const ID: usize>(rows: &mut [u8], rb: usize, groups: usize, pack: bool) {
+    let l = LAYOUTS[ID];
+    let g = 4 * l.block;
     let mut tmp = [0u8; MAX_GROUP];
     for row in rows.chunks_exact_mut(rb) {
         for grp in row[..groups * g].chunks_exact_mut(g) {
@@ -100,11 +124,7 @@ fn each_group(t: GgmlType, n: usize, rows: &mut [u8], pack: bool) -> bool {
             grp.copy_from_slice(out);
         }
     }
-    true
 }
-
-/// Byte order of a packed Q8_0 half-block: position i holds stored byte `Q8_0_ORDER[i]`.
-const Q8_0_ORDER: [usize; 16] = [0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15];
 
 /// `SPREAD[b]`: byte i is bit i of `b` (0 or 1).
 const SPREAD: [u64; 256] = {
@@ -121,16 +141,40 @@ const SPREAD: [u64; 256] = {
     t
 };
 
-/// Copies a block's quants between the stored (`s`) and packed (`p`) places; Q8_0's in its order.
+/// Copies a block's quants between the stored (`s`) and packed (`p`) places; Q8_0's in its order
+/// (bytes 0,1,4,5,8,9,12,13, 2,3,6,7,10,11,14,15 of each half: of each 4-byte word, the low byte pair goes to the first 8 bytes of the
+/// packed half, the high pair to the last 8).
+#[inline(always)]
 fn move_quants(l: Layout, s: &mut [u8], p: &mut [u8], to_packed: bool) {
-    for i in 0..l.quants {
-        let j = if l.quants == 32 { 16 * (i / 16) + Q8_0_ORDER[i % 16] } else { i };
-        if to_packed { p[i] = s[j] } else { s[j] = p[i] }
+    if l.quants != 32 {
+        if to_packed { p[..16].copy_from_slice(&s[..16]) } else { s[..16].copy_from_slice(&p[..16]) }
+        return;
+    }
+    for half in 0..2 {
+        let (sh, ph) = (&mut s[16 * half..16 * half + 16], &mut p[16 * half..16 * half + 16]);
+        if to_packed {
+            let (mut lo, mut hi) = (0u64, 0u64);
+            for (k, w) in sh.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                lo |= u64::from(w & 0xFFFF) << (16 * k);
+                hi |= u64::from(w >> 16) << (16 * k);
+            }
+            ph[..8].copy_from_slice(&lo.to_le_bytes());
+            ph[8..].copy_from_slice(&hi.to_le_bytes());
+        } else {
+            let lo = u64::from_le_bytes([ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6], ph[7]]);
+            let hi = u64::from_le_bytes([ph[8], ph[9], ph[10], ph[11], ph[12], ph[13], ph[14], ph[15]]);
+            for (k, w) in sh.chunks_exact_mut(4).enumerate() {
+                let word = ((lo >> (16 * k)) & 0xFFFF) as u32 | (((hi >> (16 * k)) & 0xFFFF) as u32) << 16;
+                w.copy_from_slice(&word.to_le_bytes());
+            }
+        }
     }
 }
 
 /// One group of 4 stored blocks (`g`) → its record (`p`). Fifth bits are spread 8 at a time
 /// through [`SPREAD`]: packing a model at load costs milliseconds per 100 MB.
+#[inline(always)]
 fn pack_group(l: Layout, g: &mut [u8], p: &mut [u8]) {
     let (mut h0, mut h1) = (0u64, 0u64); // qh' bytes 0..8 and 8..16
     for k in 0..4 {
@@ -157,6 +201,7 @@ fn pack_group(l: Layout, g: &mut [u8], p: &mut [u8]) {
 }
 
 /// One record (`p`) → its 4 blocks as stored (`g`).
+#[inline(always)]
 fn unpack_group(l: Layout, p: &mut [u8], g: &mut [u8]) {
     for k in 0..4 {
         let b = &mut g[k * l.block..(k + 1) * l.block];
