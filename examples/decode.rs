@@ -1,4 +1,4 @@
-//! Decode loop for profiling: `cargo run --release --no-default-features --example decode -- model.gguf N`.
+//! Decode loop for profiling: `cargo run --release --no-default-features --example decode -- model.gguf N [PROMPT_TOKENS]`.
 use wasm_chord::infer::GenerateOptions;
 use wasm_chord::model::{LoadOptions, Memory64GGUFLoader, Memory64Option};
 fn main() {
@@ -6,10 +6,12 @@ fn main() {
     let n: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(64);
     let options = LoadOptions { memory64: Memory64Option::Never, context_length: Some(512), ..Default::default() };
     let mut m = Memory64GGUFLoader::new(&a[1], options).load().expect("load");
-    let prompt: Vec<u32> = vec![785, 6722, 315, 9625, 374, 12095, 13, 576];
+    let base = [785u32, 6722, 315, 9625, 374, 12095, 13, 576];
+    let plen: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(base.len());
+    let prompt: Vec<u32> = base.iter().copied().cycle().take(plen).collect();
     let opts = GenerateOptions { max_tokens: Some(n), ..Default::default() };
     let t = std::time::Instant::now();
     let r = m.generate_tokens(&prompt, &opts, &mut |_| {}, &|| false).expect("generate");
     let dt = t.elapsed().as_secs_f64();
-    eprintln!("{} tokens in {:.2}s = {:.1} tok/s", r.tokens.len(), dt, r.tokens.len() as f64 / dt);
+    eprintln!("{} tokens in {:.2}s = {:.1} tok/s ({} prompt tokens)", r.tokens.len(), dt, r.tokens.len() as f64 / dt, prompt.len());
 }
