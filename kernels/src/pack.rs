@@ -25,34 +25,34 @@ use crate::types::GgmlType;
 
 /// Where the parts of a block sit, as stored and packed.
 #[derive(Clone, Copy)]
-struct Layout {
+pub(crate) struct Layout {
     /// Bytes per block.
     block: usize,
     /// Has a minimum `m` (f16 at byte 2).
     min: bool,
     /// Has 32 fifth bits `qh` (after `d`, `m`).
-    qh: bool,
+    pub(crate) qh: bool,
     /// Bytes of quants per block (16 nibble bytes, or 32 for Q8_0).
     quants: usize,
 }
 
 impl Layout {
     /// Byte of the stored block's quants.
-    fn stored_qs(self) -> usize {
+    const fn stored_qs(self) -> usize {
         2 + 2 * self.min as usize + 4 * self.qh as usize
     }
     /// Byte of the record's `qh'`.
-    pub(crate) fn packed_qh(self) -> usize {
+    pub(crate) const fn packed_qh(self) -> usize {
         8 + 8 * self.min as usize
     }
     /// Byte of block 0's quants in the record.
-    pub(crate) fn packed_qs(self) -> usize {
+    pub(crate) const fn packed_qs(self) -> usize {
         self.packed_qh() + 16 * self.qh as usize
     }
 }
 
-/// The layouts, indexed by [`layout_id`].
-const LAYOUTS: [Layout; 5] = [
+/// The layouts, indexed by [`layout_id`] (the SIMD kernels take their offsets from here too).
+pub(crate) const LAYOUTS: [Layout; 5] = [
     Layout { block: 18, min: false, qh: false, quants: 16 }, // Q4_0
     Layout { block: 20, min: true, qh: false, quants: 16 },  // Q4_1
     Layout { block: 22, min: false, qh: true, quants: 16 },  // Q5_0

@@ -6,6 +6,7 @@
 use core::arch::wasm32::*;
 
 use crate::simd::{ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, hsum_f32, ld, madd, nibbles, with_prepared};
+use crate::pack::LAYOUTS;
 use crate::types::GgmlType;
 
 /// SIMD dots of the `out.len()` packed rows of `w` (`n` elements, `rb` bytes each) with the
@@ -16,10 +17,10 @@ pub(crate) fn vec_dot_rows_packed(t: GgmlType, n: usize, w: &[u8], rb: usize, a:
     // and a.len() >= 34·nb.
     unsafe {
         match t {
-            GgmlType::Q4_0 => rows::<NibP<Q4_0F, false, 0, 8>>(nb, w, rb, a, out),
-            GgmlType::Q4_1 => rows::<NibP<Q4_1F, false, 0, 16>>(nb, w, rb, a, out),
-            GgmlType::Q5_0 => rows::<NibP<Q5_0F, true, 8, 24>>(nb, w, rb, a, out),
-            GgmlType::Q5_1 => rows::<NibP<Q5_1F, true, 16, 32>>(nb, w, rb, a, out),
+            GgmlType::Q4_0 => rows::<Q4_0P>(nb, w, rb, a, out),
+            GgmlType::Q4_1 => rows::<Q4_1P>(nb, w, rb, a, out),
+            GgmlType::Q5_0 => rows::<Q5_0P>(nb, w, rb, a, out),
+            GgmlType::Q5_1 => rows::<Q5_1P>(nb, w, rb, a, out),
             GgmlType::Q8_0 => rows::<Q8_0P>(nb, w, rb, a, out),
             _ => crate::simd::vec_dot_rows(t, n, w, rb, a, out, false),
         }
@@ -88,6 +89,12 @@ fn fifth_bits<const K: usize>(hv: v128) -> (v128, v128) {
 /// carries the −8·Σy / −16·Σy correction of Q4_0 / Q5_0 (zero for Q4_1 / Q5_1, whose minimum is
 /// added as m·s).
 struct NibP<F, const FIFTH: bool, const QH: usize, const QS: usize>(core::marker::PhantomData<F>);
+
+// The nibble formats with their offsets from the layout table ([`LAYOUTS`] order).
+type Q4_0P = NibP<Q4_0F, { LAYOUTS[0].qh }, { LAYOUTS[0].packed_qh() }, { LAYOUTS[0].packed_qs() }>;
+type Q4_1P = NibP<Q4_1F, { LAYOUTS[1].qh }, { LAYOUTS[1].packed_qh() }, { LAYOUTS[1].packed_qs() }>;
+type Q5_0P = NibP<Q5_0F, { LAYOUTS[2].qh }, { LAYOUTS[2].packed_qh() }, { LAYOUTS[2].packed_qs() }>;
+type Q5_1P = NibP<Q5_1F, { LAYOUTS[3].qh }, { LAYOUTS[3].packed_qh() }, { LAYOUTS[3].packed_qs() }>;
 impl<F: Fmt32, const FIFTH: bool, const QH: usize, const QS: usize> Packed32 for NibP<F, FIFTH, QH, QS> {
     type F = F;
     type G = v128;
@@ -119,8 +126,9 @@ impl Packed32 for Q8_0P {
     unsafe fn group(_: &[u8], _: usize) {}
     #[inline(always)]
     unsafe fn lanes<const K: usize>(w: &[u8], g: usize, _: (), y: &[v128; 4]) -> (v128, v128) {
-        // SAFETY: block K's quants at +8 + 32K .. +40 + 32K of the group.
-        let (x0, x1) = unsafe { (ld(w, g + 8 + 32 * K), ld(w, g + 24 + 32 * K)) };
+        // SAFETY: block K's quants at +QS + 32K .. +QS + 32K + 32 of the group.
+        const QS: usize = LAYOUTS[4].packed_qs();
+        let (x0, x1) = unsafe { (ld(w, g + QS + 32 * K), ld(w, g + QS + 16 + 32 * K)) };
         let half = |x: v128, ya: v128, yb: v128| {
             i32x4_add(i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), ya), i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), yb))
         };
