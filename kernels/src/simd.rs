@@ -636,20 +636,19 @@ pub(crate) const MAX_PREP: usize = 256;
 unsafe fn rows32<F: Fmt32, const R: usize>(nb: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32]) {
     let raw = Raw::<F>(a, core::marker::PhantomData);
     if nb <= MAX_PREP {
-        // SAFETY: `a` holds nb blocks (caller).
-        return unsafe {
-            with_prepared::<F>(nb, a, |p| {
-                let full = out.len() / R * R;
-                for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
-                    // SAFETY: rows i·R .. i·R + R exist (caller); `p` holds the nb blocks.
-                    o.copy_from_slice(&unsafe { matvec32::<F, Prepared<'_>, R>(nb, &w[i * R * rb..], rb, p) });
-                }
-                for (i, o) in out.iter_mut().enumerate().skip(full) {
-                    // SAFETY: row i exists (caller); `p` holds the nb blocks.
-                    *o = unsafe { matvec32::<F, Prepared<'_>, 1>(nb, &w[i * rb..], rb, p) }[0];
-                }
-            })
+        let each = |p: &Prepared<'_>| {
+            let full = out.len() / R * R;
+            for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
+                // SAFETY: rows i·R .. i·R + R exist (caller); `p` holds the nb blocks.
+                o.copy_from_slice(&unsafe { matvec32::<F, Prepared<'_>, R>(nb, &w[i * R * rb..], rb, p) });
+            }
+            for (i, o) in out.iter_mut().enumerate().skip(full) {
+                // SAFETY: row i exists (caller); `p` holds the nb blocks.
+                *o = unsafe { matvec32::<F, Prepared<'_>, 1>(nb, &w[i * rb..], rb, p) }[0];
+            }
         };
+        // SAFETY: `a` holds nb blocks (caller).
+        return unsafe { with_prepared::<F>(nb, a, each) };
     }
     let full = out.len() / R * R;
     for (i, o) in out[..full].chunks_exact_mut(R).enumerate() {
