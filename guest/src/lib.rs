@@ -16,7 +16,7 @@ pub mod taps;
 use std::sync::Mutex;
 
 use directory::Directory;
-use wasm_chord_kernels::{GgmlType, unpack_rows};
+use wasm_chord_kernels::unpack_rows;
 use wasm_chord_abi::{Checksum, Chord64, LayerTensors, ModelConfig, chord64, chord64_combine, status, unit_kind};
 
 static DIR: Mutex<Option<Directory>> = Mutex::new(None);
@@ -234,12 +234,19 @@ fn checksum_resident(dir: &Directory, u: &wasm_chord_abi::UnitEntry, base: u32) 
         // SAFETY: [base, base + u.bytes) is inside our memory (checked above) and every tensor
         // lies inside its unit's payload (checked when the directory was parsed).
         let data = unsafe { core::slice::from_raw_parts((base as usize + t.unit_offset as usize) as *const u8, t.bytes as usize) };
-        // Packed weights are hashed as the file stores them.
-        let hash = match GgmlType::from_id(t.ggml_type).filter(|&ty| packing::is_packed(dir.memory64, ty)) {
-            Some(ty) => {
-                let mut copy = data.to_vec();
-                unpack_rows(ty, t.ne[0] as usize, &mut copy);
-                chord64(&copy)
+        // Packed weights are hashed as the file stores them (unpacked a chunk of rows at a time).
+        let hash = match packing::packed_rows(dir.memory64, t) {
+            Some((ty, rb)) => {
+                let step = (READ_CHUNK / rb).max(1) * rb;
+                let mut buf = vec![0u8; step.min(data.len())];
+                let mut h = Chord64::new();
+                for chunk in data.chunks(step) {
+                    let b = &mut buf[..chunk.len()];
+                    b.copy_from_slice(chunk);
+                    unpack_rows(ty, t.ne[0] as usize, b);
+                    h.update(b);
+                }
+                h.finish()
             }
             None => chord64(data),
         };

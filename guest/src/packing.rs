@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use wasm_chord_abi::TensorEntry;
 use wasm_chord_kernels::{GgmlType, has_packed_layout, pack_rows};
 
 use crate::directory::Directory;
@@ -19,6 +20,15 @@ pub fn is_packed(memory64: bool, ty: GgmlType) -> bool {
     !memory64 && has_packed_layout(ty)
 }
 
+/// The type and row bytes of directory tensor `t` when its bytes are packed where they sit: a
+/// type with a packed layout, resident (WHOLE mode), and whole rows (a tensor that is not is
+/// left as stored, and rejected by the model's shape checks).
+pub fn packed_rows(memory64: bool, t: &TensorEntry) -> Option<(GgmlType, usize)> {
+    let ty = GgmlType::from_id(t.ggml_type).filter(|&ty| is_packed(memory64, ty))?;
+    let rb = ty.row_bytes(usize::try_from(t.ne[0]).ok()?).filter(|&rb| rb > 0)?;
+    t.bytes.is_multiple_of(rb as u64).then_some((ty, rb))
+}
+
 /// Packs every resident tensor with a packed layout (WHOLE mode), once per instance.
 pub fn pack_resident(dir: &Directory) {
     if dir.memory64 || RESIDENT_PACKED.swap(true, Ordering::SeqCst) {
@@ -26,14 +36,12 @@ pub fn pack_resident(dir: &Directory) {
     }
     for u in &dir.units {
         for t in dir.unit_tensors(u) {
-            let Some(ty) = GgmlType::from_id(t.ggml_type).filter(|&ty| is_packed(false, ty)) else { continue };
+            let Some((ty, _)) = packed_rows(false, t) else { continue };
             let at = u.resident_ptr as usize + t.unit_offset as usize;
             // SAFETY: resident units lie inside guest memory and tensors inside their unit
             // (checked when the directory was parsed); nothing else holds a reference to these
             // bytes while the directory is being installed (no model exists yet).
             let bytes = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, t.bytes as usize) };
-            // A tensor whose length is not whole rows is left alone (and rejected later by the
-            // model's shape checks).
             pack_rows(ty, t.ne[0] as usize, bytes);
         }
     }
