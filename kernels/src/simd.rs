@@ -466,10 +466,37 @@ impl Fmt32 for Q5_1F {
 /// The running state of one row in [`matvec32`]: the 8 f32 lanes of ggml-cpu's `acc`
 /// (`__m256`) as two f32x4, and the scalar `summs` of the types with a minimum, in every lane.
 #[derive(Clone, Copy)]
-struct Acc32 {
+pub(crate) struct Acc32 {
     lo: v128,
     hi: v128,
     summs: v128,
+}
+
+impl Acc32 {
+    /// All zero.
+    pub(crate) const ZERO: Self = Self { lo: ZERO, hi: ZERO, summs: ZERO };
+
+    /// Block `K` of a group of 4: `lane = fma(f32(isum), d, lane)` for the 8 lane sums `s0`, `s1`
+    /// with `d_w·d_a` = lane K of `d4`; with a minimum (`min`), `summs = fma(m_w, s_a, summs)`
+    /// (lane K of `m4`, `s4`) — one term at a time, as the reference does. A lone block passes
+    /// splats and K = 0.
+    #[inline(always)]
+    pub(crate) fn add<const K: usize>(&mut self, (s0, s1): (v128, v128), d4: v128, min: bool, m4: v128, s4: v128) {
+        let d = i32x4_shuffle::<K, K, K, K>(d4, d4);
+        self.lo = madd(f32x4_convert_i32x4(s0), d, self.lo);
+        self.hi = madd(f32x4_convert_i32x4(s1), d, self.hi);
+        if min {
+            let t = madd(m4, s4, self.summs);
+            self.summs = i32x4_shuffle::<K, K, K, K>(t, t);
+        }
+    }
+
+    /// `hsum_float_8` of the lanes ((l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3))),
+    /// plus the scalar (zero for the types without a minimum).
+    #[inline(always)]
+    pub(crate) fn finish(&self) -> f32 {
+        hsum_f32(f32x4_add(self.hi, self.lo)) + f32x4_extract_lane::<0>(self.summs)
+    }
 }
 
 /// Where [`matvec32`] takes the activation side of a block from: prepared on the fly ([`Raw`])
@@ -564,14 +591,8 @@ unsafe fn step32<F: Fmt32, A: ActSrc, const R: usize, const K: usize>(
     let y = unsafe { src.act(ib + K) };
     for r in 0..R {
         // SAFETY: as above, in row r.
-        let (s0, s1) = unsafe { F::lanes(w, r * rb + (ib + K) * F::WTS, &y) };
-        let d = i32x4_shuffle::<K, K, K, K>(d4[r], d4[r]);
-        acc[r].lo = madd(f32x4_convert_i32x4(s0), d, acc[r].lo);
-        acc[r].hi = madd(f32x4_convert_i32x4(s1), d, acc[r].hi);
-        if F::M_OFF.is_some() {
-            let t = madd(m4[r], s4, acc[r].summs);
-            acc[r].summs = i32x4_shuffle::<K, K, K, K>(t, t);
-        }
+        let lanes = unsafe { F::lanes(w, r * rb + (ib + K) * F::WTS, &y) };
+        acc[r].add::<K>(lanes, d4[r], F::M_OFF.is_some(), m4[r], s4);
     }
 }
 
@@ -588,7 +609,7 @@ unsafe fn step32<F: Fmt32, A: ActSrc, const R: usize, const K: usize>(
 #[inline(always)]
 unsafe fn matvec32<F: Fmt32, A: ActSrc, const R: usize>(nb: usize, w: &[u8], rb: usize, src: &A) -> [f32; R] {
     let zero = f32x4_splat(0.0);
-    let mut acc = [Acc32 { lo: zero, hi: zero, summs: zero }; R];
+    let mut acc = [Acc32::ZERO; R];
     let nb4 = nb / 4 * 4;
     let mut ib = 0;
     while ib < nb4 {
@@ -619,8 +640,7 @@ unsafe fn matvec32<F: Fmt32, A: ActSrc, const R: usize>(nb: usize, w: &[u8], rb:
         // SAFETY: block ib exists (lane 0 of the splats is the block's own).
         unsafe { step32::<F, A, R, 0>(w, rb, src, ib, &d4, &m4, f32x4_splat(sa), &mut acc) };
     }
-    // hsum_float_8: (l4+l0, l5+l1, l6+l2, l7+l3), then ((r0+r2) + (r1+r3)).
-    core::array::from_fn(|r| hsum_f32(f32x4_add(acc[r].hi, acc[r].lo)) + f32x4_extract_lane::<0>(acc[r].summs))
+    core::array::from_fn(|r| acc[r].finish())
 }
 
 /// Most activation blocks [`rows32`] prepares up front (on the stack: 16 KiB of [`Act`]).

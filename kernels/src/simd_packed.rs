@@ -1,11 +1,11 @@
-//! The wasm32 SIMD mat-vec over rows in the packed layout of [`crate::pack`]. Same
-//! arithmetic as [`crate::simd`]'s `matvec32` on the original rows, in the same order (8 f32
-//! lanes fused per block with `d_w·d_a`, `hsum_float_8`), so the results are equal bit for bit;
-//! only the decoding of the weights is cheaper.
+//! The wasm32 SIMD mat-vec over rows in the packed layout of [`crate::pack`]. The float part is
+//! `matvec32`'s own (the same [`Acc32`] updates in the same order: 8 f32 lanes fused per block
+//! with `d_w·d_a`, `hsum_float_8`), so the results are equal bit for bit; only the decoding of
+//! the weights is cheaper.
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, hsum_f32, ld, madd, nibbles, with_prepared};
+use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, ld, nibbles, with_prepared};
 use crate::pack::LAYOUTS;
 use crate::types::GgmlType;
 
@@ -136,33 +136,6 @@ impl Packed32 for Q8_0P {
     }
 }
 
-/// The running sums of one row: the 8 f32 lanes (`lo`, `hi`) and, for the types with a
-/// minimum, the scalar `summs` in every lane — as `matvec32` keeps them.
-struct Sums {
-    lo: v128,
-    hi: v128,
-    summs: v128,
-}
-
-/// Block `K` of a group: `lo/hi = fma(f32(lane sums), d_K, lo/hi)`; with a minimum also
-/// `summs = fma(m_K, s_K, summs)` — one term at a time, as `matvec32` does.
-///
-/// # Safety
-/// A packed group starts at `g`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)] // reason: the unrolled inner step of one kernel.
-unsafe fn block<P: Packed32, const K: usize>(w: &[u8], g: usize, s: P::G, d: v128, m: v128, sa: v128, y: &[v128; 4], acc: &mut Sums) {
-    // SAFETY: forwarded.
-    let (s0, s1) = unsafe { P::lanes::<K>(w, g, s, y) };
-    let dk = i32x4_shuffle::<K, K, K, K>(d, d);
-    acc.lo = madd(f32x4_convert_i32x4(s0), dk, acc.lo);
-    acc.hi = madd(f32x4_convert_i32x4(s1), dk, acc.hi);
-    if P::F::M_OFF.is_some() {
-        let t = madd(m, sa, acc.summs);
-        acc.summs = i32x4_shuffle::<K, K, K, K>(t, t);
-    }
-}
-
 /// One packed row: the groups of 4 blocks, then the `nb mod 4` blocks stored as in the file.
 ///
 /// # Safety
@@ -170,8 +143,8 @@ unsafe fn block<P: Packed32, const K: usize>(w: &[u8], g: usize, s: P::G, d: v12
 #[inline(always)]
 unsafe fn row<P: Packed32, A: ActSrc>(nb: usize, w: &[u8], src: &A) -> f32 {
     let wts = P::F::WTS;
-    let zero = f32x4_splat(0.0);
-    let mut acc = Sums { lo: zero, hi: zero, summs: zero };
+    let (zero, min) = (f32x4_splat(0.0), P::F::M_OFF.is_some());
+    let mut acc = Acc32::ZERO;
     let groups = nb / 4;
     for gi in 0..groups {
         let (g, ib) = (gi * 4 * wts, 4 * gi);
@@ -179,7 +152,7 @@ unsafe fn row<P: Packed32, A: ActSrc>(nb: usize, w: &[u8], src: &A) -> f32 {
         unsafe {
             debug_assert!(g + 4 * wts <= w.len());
             // The 4 deltas, and the 4 minima after them (types with a minimum).
-            let (d, m, sa) = if P::F::M_OFF.is_some() {
+            let (d, m, sa) = if min {
                 let (d, m) = f16x8_to_f32(ld(w, g));
                 (d, m, src.s4(ib))
             } else {
@@ -187,10 +160,10 @@ unsafe fn row<P: Packed32, A: ActSrc>(nb: usize, w: &[u8], src: &A) -> f32 {
             };
             let d = f32x4_mul(d, src.d4(ib));
             let s = P::group(w, g);
-            block::<P, 0>(w, g, s, d, m, sa, &src.act(ib), &mut acc);
-            block::<P, 1>(w, g, s, d, m, sa, &src.act(ib + 1), &mut acc);
-            block::<P, 2>(w, g, s, d, m, sa, &src.act(ib + 2), &mut acc);
-            block::<P, 3>(w, g, s, d, m, sa, &src.act(ib + 3), &mut acc);
+            acc.add::<0>(P::lanes::<0>(w, g, s, &src.act(ib)), d, min, m, sa);
+            acc.add::<1>(P::lanes::<1>(w, g, s, &src.act(ib + 1)), d, min, m, sa);
+            acc.add::<2>(P::lanes::<2>(w, g, s, &src.act(ib + 2)), d, min, m, sa);
+            acc.add::<3>(P::lanes::<3>(w, g, s, &src.act(ib + 3)), d, min, m, sa);
         }
     }
     for ib in groups * 4..nb {
@@ -199,14 +172,8 @@ unsafe fn row<P: Packed32, A: ActSrc>(nb: usize, w: &[u8], src: &A) -> f32 {
         let d = f32x4_splat(h(w, ib * wts) * da);
         let m = P::F::M_OFF.map_or(zero, |mo| f32x4_splat(h(w, ib * wts + mo)));
         // SAFETY: block ib exists, stored as in the file.
-        let (s0, s1) = unsafe { P::F::lanes(w, ib * wts, &src.act(ib)) };
-        acc.lo = madd(f32x4_convert_i32x4(s0), d, acc.lo);
-        acc.hi = madd(f32x4_convert_i32x4(s1), d, acc.hi);
-        if P::F::M_OFF.is_some() {
-            let t = madd(m, f32x4_splat(sa), acc.summs);
-            acc.summs = i32x4_shuffle::<0, 0, 0, 0>(t, t);
-        }
+        let lanes = unsafe { P::F::lanes(w, ib * wts, &src.act(ib)) };
+        acc.add::<0>(lanes, d, min, m, f32x4_splat(sa));
     }
-    // As matvec32: hsum_float_8, plus the scalar (zero for the types without a minimum).
-    hsum_f32(f32x4_add(acc.hi, acc.lo)) + f32x4_extract_lane::<0>(acc.summs)
+    acc.finish()
 }
