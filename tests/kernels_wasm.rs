@@ -60,6 +60,7 @@ struct Guest {
     quant: TypedFunc<(i32, i32, i32, i32, i32), i32>,
     dequant: TypedFunc<(i32, i32, i32, i32), i32>,
     matvec: TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i32>,
+    tile: TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i32>,
     act: TypedFunc<(i32, i32, i32, i32, f32, i32), f32>,
 }
 
@@ -88,6 +89,7 @@ impl Guest {
         let act = instance
             .get_typed_func(&mut store, "wc_kernel_act")
             .expect("wc_kernel_act");
+        let tile = instance.get_typed_func(&mut store, "wc_kernel_tile").expect("wc_kernel_tile");
         Self {
             store,
             memory,
@@ -96,6 +98,7 @@ impl Guest {
             quant,
             dequant,
             matvec,
+            tile,
             act,
         }
     }
@@ -452,6 +455,51 @@ fn simd_vec_dot_rows_x4_matches_reference() {
         let plain = vec_dot_ref(t, n, &w[i * rb..(i + 1) * rb], &a);
         assert_eq!(o.to_bits(), want.to_bits(), "row {i}: {o} vs {want}");
         assert!((o - plain).abs() <= 1e-3 * plain.abs().max(1.0), "row {i}: grouped {o} vs per-block {plain}");
+    }
+}
+
+/// The mat-mul tile (`vec_dot_tile`: weight rows × several activation rows, what prompt batches
+/// run; the K-quants decode each weight block once per tile of 4 tokens) gives, for every type,
+/// token count (whole tiles and remainders) and both orders (grouped: llama.cpp's x4 gemm for
+/// Q4_K), exactly what the mat-vec gives token by token.
+#[test]
+fn simd_vec_dot_tile_equals_token_by_token() {
+    let mut g = Guest::new();
+    let mut rng = Rng(0x7113_0F_70C3);
+    for t in WEIGHT_TYPES {
+        let vt = t.vec_dot_type();
+        let n = if t.block_size() == QK_K { 1536 } else { 896 };
+        let (rb, arb, rows) = (t.row_bytes(n).unwrap(), vt.row_bytes(n).unwrap(), 5usize);
+        let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
+        for ntok in [1usize, 3, 4, 9] {
+            for grouped in [false, true] {
+                let mut a = vec![0u8; ntok * arb];
+                for tok in 0..ntok {
+                    let y: Vec<f32> = (0..n).map(|i| rng.f32() * if i % 89 == tok { 200.0 } else { 3.0 }).collect();
+                    let dst = &mut a[tok * arb..(tok + 1) * arb];
+                    if grouped && t == GgmlType::Q4_K { wasm_chord_kernels::quantize_row_q8_k_x4(&y, dst) } else { quantize_row_scalar(vt, &y, dst) }
+                }
+                let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows * ntok]));
+                let args = (t as i32, n as i32, rows as i32, wp, ap, ntok as i32, op, grouped as i32);
+                assert_eq!(g.tile.call(&mut g.store, args).unwrap(), 0);
+                let tiled = bytes_f32(&g.get(op, 4 * rows * ntok));
+                for tok in 0..ntok {
+                    let mp = g.put(&vec![0u8; 4 * rows]);
+                    let mode = if grouped { 2 } else { 1 };
+                    let r = g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap + (tok * arb) as i32, mp, mode)).unwrap();
+                    assert_eq!(r, 0);
+                    let one = bytes_f32(&g.get(mp, 4 * rows));
+                    for r in 0..rows {
+                        let (x, y) = (tiled[tok * rows + r], one[r]);
+                        assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{t:?} ntok={ntok} grouped={grouped} tok {tok} row {r}: tile {x} vs mat-vec {y}");
+                    }
+                    let want = if grouped { wasm_chord_kernels::vec_dot_ref_x4(t, n, &w[..rb], &a[tok * arb..]) } else { vec_dot_ref(t, n, &w[..rb], &a[tok * arb..]) };
+                    if host_has_fma() && BIT_EXACT.contains(&t) {
+                        assert_eq!(tiled[tok * rows].to_bits(), want.to_bits(), "{t:?} ntok={ntok} grouped={grouped} tok {tok}: tile vs scalar reference");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use wasm_chord_kernels::{
     GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
-    vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_rows_x4,
+    vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_tile, vec_dot_rows_x4,
 };
 
 /// Status: success.
@@ -152,6 +152,32 @@ pub extern "C" fn wc_kernel_matvec(
             *o = vec_dot_ref(t, n, row, a);
         }
     }
+    OK
+}
+
+/// A mat-mul tile ([`vec_dot_tile`]): `rows` weight rows at `w_ptr` times `ntok` activation rows
+/// at `a_ptr` (consecutive, each the vec_dot_type's row bytes), into `ntok × rows` f32 at
+/// `out_ptr` (token-major). `grouped` = 1: llama.cpp's grouped (x4) order. Returns 0, or a
+/// negative status.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // reason: a test export; plain integers across the ABI.
+pub extern "C" fn wc_kernel_tile(ggml_type: i32, n: i32, rows: i32, w_ptr: i32, a_ptr: i32, ntok: i32, out_ptr: i32, grouped: i32) -> i32 {
+    let Some((t, wb)) = ty(ggml_type, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let Some((_, ab)) = ty(t.vec_dot_type() as i32, n) else {
+        return ERR_BAD_TYPE;
+    };
+    let (Ok(rows), Ok(ntok)) = (usize::try_from(rows), usize::try_from(ntok)) else {
+        return ERR_BAD_TYPE;
+    };
+    let (Some(wt), Some(at), Some(ot)) = (wb.checked_mul(rows), ab.checked_mul(ntok), rows.checked_mul(ntok)) else {
+        return ERR_BAD_POINTER;
+    };
+    let (Some(w), Some(a), Some(out)) = (mem(w_ptr, wt), mem(a_ptr, at), floats_mut(out_ptr, ot)) else {
+        return ERR_BAD_POINTER;
+    };
+    vec_dot_tile(t, n as usize, w, rows, a, ab, ntok, grouped != 0, out, rows);
     OK
 }
 

@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows, vec_dot_rows_packed, vec_dot_rows_x4};
+use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows_packed, vec_dot_tile};
 
 use crate::model::Tensor;
 
@@ -85,23 +85,28 @@ pub fn matmul(w: &Tensor, wbytes: &[u8], x: &[f32], n: usize, qact: &mut [u8], o
 /// Dots weight rows `[r0, r0 + wbytes.len()/row_bytes)` with `n` already-quantized activation
 /// rows; writes out[t · w.rows + r].
 pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
-    // A batch takes the rows in chunks small enough to stay in L1 while every token passes over
-    // them (a multiple of 12: whole groups for the kernels' 4- and 6-row passes); one token takes
-    // them all at once.
+    // A batch takes the rows in chunks small enough to stay in L1/L2 while every token passes
+    // over them (a multiple of 12: whole groups for the kernels' 4- and 6-row passes); one token
+    // takes them all at once.
     let all = wbytes.len() / w.row_bytes.max(1);
     let chunk_rows = if n == 1 { all.max(1) } else { (16 * 1024 / w.row_bytes.max(1)).clamp(12, 96) / 12 * 12 };
+    let grouped = grouped_rows(w, n);
     for (c, chunk) in wbytes.chunks(chunk_rows * w.row_bytes).enumerate() {
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
-        for t in 0..n {
-            let (o, a) = (t * w.rows + first, &qact[t * qrb..(t + 1) * qrb]);
-            let dot = if w.packed {
-                vec_dot_rows_packed
-            } else if t < grouped_rows(w, n) {
-                vec_dot_rows_x4
-            } else {
-                vec_dot_rows
-            };
-            dot(w.ty, w.cols, chunk, a, &mut out[o..o + rows]);
+        if w.packed {
+            for t in 0..n {
+                let (o, a) = (t * w.rows + first, &qact[t * qrb..(t + 1) * qrb]);
+                vec_dot_rows_packed(w.ty, w.cols, chunk, a, &mut out[o..o + rows]);
+            }
+            continue;
+        }
+        // Tokens [0, grouped) in llama.cpp's grouped order, the rest as single rows; each set as
+        // one tile (the kernels decode a weight block once for several tokens).
+        for (t0, t1, g) in [(0, grouped, true), (grouped, n, false)] {
+            if t1 > t0 {
+                let a = &qact[t0 * qrb..t1 * qrb];
+                vec_dot_tile(w.ty, w.cols, chunk, rows, a, qrb, t1 - t0, g, &mut out[t0 * w.rows + first..], w.rows);
+            }
         }
     }
 }

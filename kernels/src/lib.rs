@@ -23,6 +23,7 @@
 //! pub fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32;  // scalar reference
 //! pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);     // mat-vec
 //! pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);  // grouped rows
+//! pub fn vec_dot_tile(t, n, w, rows, a, qrb, ntok, grouped, out, out_stride);          // rows × tokens (prompt batches)
 //! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 //! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
 //! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
@@ -63,6 +64,8 @@ mod simd;
 mod simd_packed;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd_act;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd_k;
 mod types;
 
 pub use act::{
@@ -144,6 +147,44 @@ pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32
     dot_rows(t, n, w, a, out, true)
 }
 
+/// A mat-mul tile: the dots of the `rows` consecutive weight rows in `w` (type `t`, `n` elements,
+/// stored as in the file) with `ntok` activation rows (each `qrb` bytes apart in `a`, quantized
+/// as for [`vec_dot_rows`], or by [`quantize_row_q8_k_x4`] when `grouped`), written to
+/// `out[tok · out_stride + r]`. Gives exactly what [`vec_dot_rows`] (or [`vec_dot_rows_x4`] when
+/// `grouped`) gives token by token, bit for bit; on wasm32 the K-quants decode each weight block
+/// once for a tile of several tokens (prompt batches). Writes NaN into the covered outputs when a
+/// length does not fit.
+#[allow(clippy::too_many_arguments)] // reason: the operands of one mat-mul tile, each a plain length or slice.
+pub fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], rows: usize, a: &[u8], qrb: usize, ntok: usize, grouped: bool, out: &mut [f32], out_stride: usize) {
+    let (rb, arb) = (t.row_bytes(n).unwrap_or(0), t.vec_dot_type().row_bytes(n).unwrap_or(usize::MAX));
+    let fits = rb > 0
+        && rows.checked_mul(rb).is_some_and(|b| w.len() >= b)
+        && (ntok == 0 || (qrb >= arb && (ntok - 1).checked_mul(qrb).and_then(|x| x.checked_add(arb)).is_some_and(|b| a.len() >= b)))
+        && out_stride >= rows
+        && (ntok == 0 || (ntok - 1).checked_mul(out_stride).and_then(|x| x.checked_add(rows)).is_some_and(|b| out.len() >= b));
+    if !fits {
+        debug_assert!(false, "vec_dot_tile: bad lengths for {t:?} n={n}");
+        for tok in 0..ntok {
+            let o = tok.saturating_mul(out_stride);
+            if let Some(o) = out.get_mut(o..o.saturating_add(rows).min(out.len())) {
+                o.fill(f32::NAN);
+            }
+        }
+        return;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd_k::vec_dot_tile(t, n, &w[..rows * rb], a, qrb, ntok, grouped, out, out_stride)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        for tok in 0..ntok {
+            let o = &mut out[tok * out_stride..tok * out_stride + rows];
+            dot_rows(t, n, &w[..rows * rb], &a[tok * qrb..tok * qrb + arb], o, grouped);
+        }
+    }
+}
+
 /// [`vec_dot_rows`] for rows in the packed layout ([`pack_rows`]; types with
 /// [`has_packed_layout`], others are taken as stored): the same results, bit for bit, as
 /// [`vec_dot_rows`] on the rows before packing.
@@ -183,7 +224,7 @@ pub fn vec_dot_ref_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
 }
 
 /// [`vec_dot_rows`] / [`vec_dot_rows_x4`].
-fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32], grouped: bool) {
+pub(crate) fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32], grouped: bool) {
     let Some(rb) = rows_fit(t, n, w, a, out) else { return };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {

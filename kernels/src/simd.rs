@@ -19,7 +19,7 @@
 use core::arch::wasm32::*;
 
 use crate::f16::{bf16_to_f32, f16_to_f32, f32_to_f16};
-use crate::simd_act::fma1;
+use crate::simd_k::{self, Q8K_BYTES};
 use crate::types::*;
 
 /// Unaligned 16-byte load at byte `i` of `s`.
@@ -66,7 +66,7 @@ pub(crate) fn h(s: &[u8], i: usize) -> f32 {
 /// # Safety
 /// `i + 2 <= s.len()`.
 #[inline(always)]
-unsafe fn hu(s: &[u8], i: usize) -> f32 {
+pub(crate) unsafe fn hu(s: &[u8], i: usize) -> f32 {
     // SAFETY: forwarded.
     f16_to_f32(unsafe { rd16(s, i) })
 }
@@ -76,14 +76,14 @@ unsafe fn hu(s: &[u8], i: usize) -> f32 {
 /// # Safety
 /// A Q8_K block starts at `ba`.
 #[inline(always)]
-unsafe fn q8k_d(a: &[u8], ba: usize) -> f32 {
+pub(crate) unsafe fn q8k_d(a: &[u8], ba: usize) -> f32 {
     // SAFETY: the first 4 bytes of the block.
     f32::from_bits(unsafe { rd32(a, ba) })
 }
 
 /// Sum of the 4 i32 lanes.
 #[inline(always)]
-fn hsum_i32(v: v128) -> i32 {
+pub(crate) fn hsum_i32(v: v128) -> i32 {
     let s = i32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     let s = i32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
     i32x4_extract_lane::<0>(s)
@@ -170,9 +170,9 @@ pub(crate) fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
             GgmlType::Q8_0 => dot32::<Q8_0F>(nb, w, a),
             GgmlType::Q2_K => dot_q2_k(nb, w, a),
             GgmlType::Q3_K => dot_q3_k(nb, w, a),
-            GgmlType::Q4_K => dot_q4_k::<false>(nb, w, a),
-            GgmlType::Q5_K => dot_q5_k(nb, w, a),
-            GgmlType::Q6_K => dot_q6_k(nb, w, a),
+            GgmlType::Q4_K => simd_k::dot_q4_k::<false>(nb, w, a),
+            GgmlType::Q5_K => simd_k::dot_q5_k(nb, w, a),
+            GgmlType::Q6_K => simd_k::dot_q6_k(nb, w, a),
             GgmlType::Q8_1 | GgmlType::Q8_K => f32::NAN,
         }
     }
@@ -722,7 +722,7 @@ pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8],
     if grouped && t == GgmlType::Q4_K {
         for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
             // SAFETY: the caller checked the lengths (each row holds nb blocks, a nb Q8_K blocks).
-            *o = unsafe { dot_q4_k::<true>(nb, row, a) };
+            *o = unsafe { simd_k::dot_q4_k::<true>(nb, row, a) };
         }
         return;
     }
@@ -750,8 +750,6 @@ unsafe fn dot32<F: Fmt32>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     unsafe { matvec32::<F, Raw<'_, F>, 1>(nb, w, 0, &Raw(a, core::marker::PhantomData))[0] }
 }
 
-/// Bytes of a Q8_K block.
-const Q8K_BYTES: usize = 292;
 
 /// `acc + v * s` on i32 lanes.
 #[inline(always)]
@@ -878,193 +876,6 @@ unsafe fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
     }
     hsum_f32(acc)
-}
-
-/// The 8 scales and 8 mins (6-bit) of a Q4_K/Q5_K header, as two little-endian u64 of bytes.
-#[inline(always)]
-fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
-    let u = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
-    let (u0, u1, u2) = (u(0), u(4), u(8));
-    let sc_lo = u0 & 0x3F3F_3F3F;
-    let sc_hi = (u2 & 0x0F0F_0F0F) | (((u0 >> 6) & 0x0303_0303) << 4);
-    let mn_lo = u1 & 0x3F3F_3F3F;
-    let mn_hi = ((u2 >> 4) & 0x0F0F_0F0F) | (((u1 >> 6) & 0x0303_0303) << 4);
-    (
-        (sc_lo as u64) | ((sc_hi as u64) << 32),
-        (mn_lo as u64) | ((mn_hi as u64) << 32),
-    )
-}
-
-/// Σ_j bsums[j] · mins[j/2] for a Q4_K/Q5_K block (mins as 8 bytes in a u64).
-///
-/// # Safety
-/// `a` holds a Q8_K block at `ba`.
-#[inline(always)]
-unsafe fn k4_summs(a: &[u8], ba: usize, mins: u64) -> i32 {
-    let m = u64x2_splat(mins);
-    let m = i8x16_shuffle::<0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7>(m, m);
-    // SAFETY: forwarded.
-    hsum_i32(unsafe { bsums_dot(a, ba, m) })
-}
-
-/// Q4_K · Q8_K in the order of llama.cpp's repacked x86 kernels (see [`crate::dot`]'s
-/// `q4_k_x86`): exact integer sums, two fused f32 chains, acc − accm; one term per block
-/// (gemv), or per 64 elements when `GROUPED` (gemm).
-///
-/// # Safety
-/// `w` holds `nb` blocks of 144 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (mut acc, mut accm) = (0.0f32, 0.0f32);
-    for ib in 0..nb {
-        let (bw, ba) = (ib * 144, ib * Q8K_BYTES);
-        let (scales, mins) = k4_scales_mins(&w[bw + off::Q4K_SCALES..bw + off::Q4K_SCALES + 12]);
-        // SAFETY: Q8_K block ib; the scale fields lie inside weight block ib.
-        let (dy, d, dmin) = unsafe { (q8k_d(a, ba), hu(w, bw), hu(w, bw + off::Q4K_DMIN)) };
-        let (dd, ddmin) = (d * dy, dmin * dy);
-        let mut isum = ZERO;
-        for j in 0..4 {
-            let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + 4 + 64 * j);
-            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
-            let (q0, q1, y0, y1, y2, y3) = unsafe {
-                (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48))
-            };
-            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
-            let dl = dot_u7(y1, l1, dot_u7(y0, l0, ZERO));
-            let dh = dot_u7(y3, h1, dot_u7(y2, h0, ZERO));
-            isum = madd_scale(isum, dl, ((scales >> (16 * j)) & 0xFF) as i32);
-            isum = madd_scale(isum, dh, ((scales >> (16 * j + 8)) & 0xFF) as i32);
-            if GROUPED {
-                let m = |k: usize| ((mins >> (8 * k)) & 0xFF) as i32;
-                // SAFETY: bsums 4j .. 4j+4 of Q8_K block ib.
-                let bs = |k: usize| unsafe { rd16(a, ba + off::Q8K_BSUMS + 2 * k) } as i16 as i32;
-                let summs = m(2 * j) * (bs(4 * j) + bs(4 * j + 1)) + m(2 * j + 1) * (bs(4 * j + 2) + bs(4 * j + 3));
-                acc = fma1(hsum_i32(isum) as f32, dd, acc);
-                accm = fma1(summs as f32, ddmin, accm);
-                isum = ZERO;
-            }
-        }
-        if !GROUPED {
-            // SAFETY: Q8_K block ib.
-            let summs = unsafe { k4_summs(a, ba, mins) };
-            acc = fma1(hsum_i32(isum) as f32, dd, acc);
-            accm = fma1(summs as f32, ddmin, accm);
-        }
-    }
-    acc - accm
-}
-
-/// Q5_K · Q8_K.
-///
-/// # Safety
-/// `w` holds `nb` blocks of 176 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
-    let b4 = u8x16_splat(0x10);
-    for ib in 0..nb {
-        let (bw, ba) = (ib * 176, ib * Q8K_BYTES);
-        let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
-        // SAFETY: Q8_K block ib.
-        let summs = unsafe { k4_summs(a, ba, mins) };
-        // SAFETY: qh is 32 bytes at bw + 16.
-        let (qh0, qh1) = unsafe { (ld(w, bw + off::Q5K_QH), ld(w, bw + off::Q5K_QH + 16)) };
-        let mut isum = ZERO;
-        for j in 0..4 {
-            let (qo, e) = (bw + off::Q5K_QS + 32 * j, ba + 4 + 64 * j);
-            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
-            let (q0, q1, y0, y1, y2, y3) = unsafe {
-                (
-                    ld(w, qo),
-                    ld(w, qo + 16),
-                    ld(a, e),
-                    ld(a, e + 16),
-                    ld(a, e + 32),
-                    ld(a, e + 48),
-                )
-            };
-            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
-            let sh = 2 * j as u32;
-            let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
-            let l0 = v128_or(l0, v128_and(i8x16_shl(s0, 4), b4));
-            let l1 = v128_or(l1, v128_and(i8x16_shl(s1, 4), b4));
-            let h0 = v128_or(h0, v128_and(i8x16_shl(s0, 3), b4));
-            let h1 = v128_or(h1, v128_and(i8x16_shl(s1, 3), b4));
-            let dl = dot_u7(y1, l1, dot_u7(y0, l0, ZERO));
-            let dh = dot_u7(y3, h1, dot_u7(y2, h0, ZERO));
-            isum = madd_scale(isum, dl, ((scales >> (16 * j)) & 0xFF) as i32);
-            isum = madd_scale(isum, dh, ((scales >> (16 * j + 8)) & 0xFF) as i32);
-        }
-        // SAFETY: Q8_K block ib.
-        let dy = unsafe { q8k_d(a, ba) };
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        acc = fma_block(acc, isum, unsafe { hu(w, bw) } * dy);
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        accm += (unsafe { hu(w, bw + off::Q5K_DMIN) } * dy) * summs as f32;
-    }
-    hsum_f32(acc) - accm
-}
-
-/// Q6_K · Q8_K in ggml-cpu x86's order (see [`crate::dot`]'s `q6_k_x86`): quants 0..=63 into 8
-/// integer lanes (`isum_lo` from the low 16 elements of each 32-element chunk, `isum_hi` from
-/// the high 16), minus 32·Σ scale·bsum per lane pair; fused into 8 f32 lanes per block.
-///
-/// # Safety
-/// `w` holds `nb` blocks of 210 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (mut acc_lo, mut acc_hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
-    let (m4, m30) = (u8x16_splat(0x0F), u8x16_splat(0x30));
-    for ib in 0..nb {
-        let (bw, ba) = (ib * 210, ib * Q8K_BYTES);
-        let sc = &w[bw + off::Q6K_SCALES..bw + off::Q6K_SCALES + 16];
-        // SAFETY: 16 scale bytes; Q8_K block ib.
-        let (corr_lo, corr_hi) = unsafe { bsums_dot_halves(a, ba, ld(w, bw + off::Q6K_SCALES)) };
-        let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
-        for n in 0..2 {
-            let (lo, ho) = (bw + off::Q6K_QL + 64 * n, bw + off::Q6K_QH + 32 * n);
-            // SAFETY: 64 ql bytes and 32 qh bytes of half n.
-            let (l0, l1, l2, l3, h0, h1) = unsafe {
-                (
-                    ld(w, lo),
-                    ld(w, lo + 16),
-                    ld(w, lo + 32),
-                    ld(w, lo + 48),
-                    ld(w, ho),
-                    ld(w, ho + 16),
-                )
-            };
-            // (k, low nibbles source, high bits placed at 0x30) for the 4 groups of 32 elements.
-            let qs: [(v128, v128); 4] = [
-                (
-                    v128_or(v128_and(l0, m4), v128_and(i8x16_shl(h0, 4), m30)),
-                    v128_or(v128_and(l1, m4), v128_and(i8x16_shl(h1, 4), m30)),
-                ),
-                (
-                    v128_or(v128_and(l2, m4), v128_and(i8x16_shl(h0, 2), m30)),
-                    v128_or(v128_and(l3, m4), v128_and(i8x16_shl(h1, 2), m30)),
-                ),
-                (
-                    v128_or(u8x16_shr(l0, 4), v128_and(h0, m30)),
-                    v128_or(u8x16_shr(l1, 4), v128_and(h1, m30)),
-                ),
-                (
-                    v128_or(u8x16_shr(l2, 4), v128_and(u8x16_shr(h0, 2), m30)),
-                    v128_or(u8x16_shr(l3, 4), v128_and(u8x16_shr(h1, 2), m30)),
-                ),
-            ];
-            for (k, (v0, v1)) in qs.iter().enumerate() {
-                let e = 128 * n + 32 * k;
-                // SAFETY: activation quants e .. e+32 of block ib.
-                let (y0, y1) = unsafe { (ld(a, ba + 4 + e), ld(a, ba + 4 + e + 16)) };
-                isum_lo = madd_scale(isum_lo, dot_u7(y0, *v0, ZERO), sc[e / 16] as i8 as i32);
-                isum_hi = madd_scale(isum_hi, dot_u7(y1, *v1, ZERO), sc[e / 16 + 1] as i8 as i32);
-            }
-        }
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        let d = f32x4_splat(unsafe { q8k_d(a, ba) * hu(w, bw + off::Q6K_D) });
-        acc_lo = madd(f32x4_convert_i32x4(i32x4_sub(isum_lo, i32x4_shl(corr_lo, 5))), d, acc_lo);
-        acc_hi = madd(f32x4_convert_i32x4(i32x4_sub(isum_hi, i32x4_shl(corr_hi, 5))), d, acc_hi);
-    }
-    // hsum_float_8.
-    hsum_f32(f32x4_add(acc_hi, acc_lo))
 }
 
 /// SIMD activation quantizer for Q8_0 / Q8_1 (x86 numerics, see [`crate::quant::quantize_row_scalar`])

@@ -1,0 +1,447 @@
+//! wasm32 SIMD kernels of the 256-element K-quants that the real Q4_K_M files use (Q4_K, Q5_K,
+//! Q6_K): the mat-vec of one weight row with one Q8_K activation row, and a tile kernel that
+//! multiplies one weight row with several activation rows at once (prompt batches), decoding
+//! each weight block once for the whole tile.
+//!
+//! The integer arithmetic follows ggml-cpu's x86 kernels (`ggml_vec_dot_q6_K_q8_K` AVX2, the
+//! repacked `ggml_gemv/gemm_q4_K_8x8_q8_K`): unsigned quants times signed activations summed in
+//! pairs to i16 (`i16x8.relaxed_dot_i8x16_i7x16_s`, which Wasmtime lowers to `pmaddubsw`, exact
+//! here because the quants are at most 63: |2·63·128| < 2^15), then the sub-block scale applied
+//! by `i32x4.dot_i16x8_s` (`pmaddwd`), which also adds the pairs into i32 lanes of 4 products.
+//! Each i32 lane therefore holds exactly what the reference ([`crate::dot`]) holds in the same
+//! lane, so the float part — which is where the order matters — is unchanged:
+//!
+//! - Q4_K: one fused term per block (gemv) or per 64 elements (gemm), two f32 chains
+//!   `acc`/`accm`, acc − accm (`q4_k_x86`); in a tile the 4 activation rows' chains are the 4
+//!   lanes of one f32x4, each fused exactly as the scalar chain is.
+//! - Q6_K: 8 integer lanes per block fused into 8 f32 lanes, `hsum_float_8` (`q6_k_x86`).
+//! - Q5_K: the `_generic` order summed in 4 lanes (no real file here uses Q5_K).
+//!
+//! Callers check slice lengths first; every raw load stays inside `nb` blocks of its slice.
+
+use core::arch::wasm32::*;
+
+use crate::simd::{ZERO, hsum_f32, hsum_i32, hu, ld, madd, nibbles, q8k_d};
+use crate::simd_act::fma1;
+use crate::types::{GgmlType, off};
+
+/// Bytes of a Q8_K block.
+pub(crate) const Q8K_BYTES: usize = 292;
+/// Bytes of a Q4_K block.
+const Q4K_BYTES: usize = 144;
+/// Bytes of a Q5_K block.
+const Q5K_BYTES: usize = 176;
+/// Bytes of a Q6_K block.
+const Q6K_BYTES: usize = 210;
+// Q4_K's and Q5_K's `d` and `dmin` are read as the halves at bytes 0 and 2.
+const _: () = assert!(off::Q4K_DMIN == 2 && off::Q5K_DMIN == 2);
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+// ---------------------------------------------------------------------------------------------
+
+/// `$body` once for each listed value of the constant `$i`: unrolled, so that lane and offset
+/// arithmetic on `$i` folds into constants (LLVM keeps these loops rolled for wasm, and a
+/// runtime lane index costs a broadcast and a saturating add per shuffle in Wasmtime's code).
+macro_rules! unroll {
+    ($i:ident in [$($n:literal),*] $body:block) => { $( { const $i: usize = $n; $body } )* };
+}
+
+/// Pair sums `lane k = a[2k]·q[2k] + a[2k+1]·q[2k+1]` (i16) of signed `a` and `q` in 0..=127:
+/// `pmaddubsw`, which cannot saturate for such `q` (|2·127·128| < 2^15).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn pairs_u7(a: v128, q: v128) -> v128 {
+    i16x8_relaxed_dot_i8x16_i7x16(a, q)
+}
+
+/// [`pairs_u7`] in simd128: even and odd bytes widened and multiplied separately.
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn pairs_u7(a: v128, q: v128) -> v128 {
+    let even = i16x8_mul(i16x8_shr(i16x8_shl(a, 8), 8), v128_and(q, u16x8_splat(0xFF)));
+    let odd = i16x8_mul(i16x8_shr(a, 8), u16x8_shr(q, 8));
+    i16x8_add(even, odd)
+}
+
+/// i16 lane `k` of `v` in all 8 lanes (`k` is a constant after unrolling: one `pshufb`).
+#[inline(always)]
+fn lane16(v: v128, k: usize) -> v128 {
+    let b = 2 * k as u16;
+    i8x16_swizzle(v, u16x8_splat(b | ((b + 1) << 8)))
+}
+
+/// Bytes of `u` (8 of them) as 8 u16 lanes.
+#[inline(always)]
+fn widen8(u: u64) -> v128 {
+    u16x8_extend_low_u8x16(u64x2_splat(u))
+}
+
+/// 4 i32 vectors → the vector of their horizontal sums (lane t = Σ lanes of `v[t]`).
+#[inline(always)]
+fn hsum4(v: [v128; 4]) -> v128 {
+    let s01 = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(v[0], v[1]), i32x4_shuffle::<2, 3, 6, 7>(v[0], v[1]));
+    let s23 = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(v[2], v[3]), i32x4_shuffle::<2, 3, 6, 7>(v[2], v[3]));
+    i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(s01, s23), i32x4_shuffle::<1, 3, 5, 7>(s01, s23))
+}
+
+/// The 8 scales and 8 mins (6-bit) of a Q4_K/Q5_K header, as two little-endian u64 of bytes
+/// (`get_scale_min_k4`).
+#[inline(always)]
+pub(crate) fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
+    let u = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let (u0, u1, u2) = (u(0), u(4), u(8));
+    let sc_lo = u0 & 0x3F3F_3F3F;
+    let sc_hi = (u2 & 0x0F0F_0F0F) | (((u0 >> 6) & 0x0303_0303) << 4);
+    let mn_lo = u1 & 0x3F3F_3F3F;
+    let mn_hi = ((u2 >> 4) & 0x0F0F_0F0F) | (((u1 >> 6) & 0x0303_0303) << 4);
+    (
+        (sc_lo as u64) | ((sc_hi as u64) << 32),
+        (mn_lo as u64) | ((mn_hi as u64) << 32),
+    )
+}
+
+/// The two halves of a Q8_K block's bsums (i16: groups 0..8, 8..16).
+///
+/// # Safety
+/// `a` holds a Q8_K block at `ba`.
+#[inline(always)]
+unsafe fn bsums(a: &[u8], ba: usize) -> (v128, v128) {
+    // SAFETY: bsums are 32 bytes at ba + 260 .. ba + 292.
+    unsafe { (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16)) }
+}
+
+/// `Σ_j bsums[j] · mins[j/2]` of a Q4_K/Q5_K block, per 64-element chunk: lanes
+/// (chunk 0 as two terms, chunk 1 as two terms) for the first vector, chunks 2 and 3 the second.
+/// `mins16`: the 8 mins as u16 lanes.
+///
+/// # Safety
+/// `a` holds a Q8_K block at `ba`.
+#[inline(always)]
+unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v128) {
+    // SAFETY: forwarded.
+    let (b0, b1) = unsafe { bsums(a, ba) };
+    let m_lo = i16x8_shuffle::<0, 0, 1, 1, 2, 2, 3, 3>(mins16, mins16);
+    let m_hi = i16x8_shuffle::<4, 4, 5, 5, 6, 6, 7, 7>(mins16, mins16);
+    (i32x4_dot_i16x8(b0, m_lo), i32x4_dot_i16x8(b1, m_hi))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K (scalar reference: `dot::q4_k_x86`)
+// ---------------------------------------------------------------------------------------------
+
+/// The exact integer sum of 64-element chunk `j` of a Q4_K block with its activation (4 lanes):
+/// Σ scale · q · y over the chunk's two 32-element sub-blocks.
+///
+/// # Safety
+/// A Q4_K block at `bw` of `w`, a Q8_K block at `ba` of `a`.
+#[inline(always)]
+unsafe fn q4_k_chunk(w: &[u8], bw: usize, a: &[u8], ba: usize, j: usize, sc16: v128) -> v128 {
+    let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + off::Q8K_QS + 64 * j);
+    // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
+    let (q0, q1, y0, y1, y2, y3) =
+        unsafe { (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+    let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+    // Pairs of 4 products ≤ 4·15·128 in magnitude: i16 sums are exact.
+    let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
+    let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
+    i32x4_add(i32x4_dot_i16x8(pl, lane16(sc16, 2 * j)), i32x4_dot_i16x8(ph, lane16(sc16, 2 * j + 1)))
+}
+
+/// Q4_K · Q8_K, one row: exact integer sums, two fused f32 chains, acc − accm; one term per
+/// block (gemv), or per 64 elements when `GROUPED` (gemm: the order llama.cpp uses for a row
+/// that is one of a group of 4 activation rows).
+///
+/// # Safety
+/// `w` holds `nb` Q4_K blocks, `a` `nb` Q8_K blocks.
+pub(crate) unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (0.0f32, 0.0f32);
+    for ib in 0..nb {
+        let (bw, ba) = (ib * Q4K_BYTES, ib * Q8K_BYTES);
+        let (scales, mins) = k4_scales_mins(&w[bw + off::Q4K_SCALES..bw + off::Q4K_SCALES + 12]);
+        // SAFETY: Q8_K block ib; the scale fields lie inside weight block ib.
+        let (dy, d, dmin) = unsafe { (q8k_d(a, ba), hu(w, bw), hu(w, bw + 2)) };
+        let (dd, ddmin) = (d * dy, dmin * dy);
+        let sc16 = widen8(scales);
+        // SAFETY: Q8_K block ib.
+        let (m01, m23) = unsafe { k4_min_terms(a, ba, widen8(mins)) };
+        if GROUPED {
+            unroll!(J in [0, 1, 2, 3] {
+                // SAFETY: blocks ib of w and a.
+                let isum = unsafe { q4_k_chunk(w, bw, a, ba, J, sc16) };
+                let m = if J < 2 { m01 } else { m23 };
+                let summs = if J % 2 == 0 {
+                    i32x4_extract_lane::<0>(m) + i32x4_extract_lane::<1>(m)
+                } else {
+                    i32x4_extract_lane::<2>(m) + i32x4_extract_lane::<3>(m)
+                };
+                acc = fma1(hsum_i32(isum) as f32, dd, acc);
+                accm = fma1(summs as f32, ddmin, accm);
+            });
+        } else {
+            let mut isum = ZERO;
+            unroll!(J in [0, 1, 2, 3] {
+                // SAFETY: blocks ib of w and a.
+                isum = i32x4_add(isum, unsafe { q4_k_chunk(w, bw, a, ba, J, sc16) });
+            });
+            acc = fma1(hsum_i32(isum) as f32, dd, acc);
+            accm = fma1(hsum_i32(i32x4_add(m01, m23)) as f32, ddmin, accm);
+        }
+    }
+    acc - accm
+}
+
+/// Q4_K · Q8_K for one weight row and the 4 activation rows of a group (llama.cpp's gemm order,
+/// as [`dot_q4_k`]`::<true>` for each): the weight chunk is decoded once for the 4 rows, whose
+/// chains are the lanes of one f32x4. `a` holds the 4 rows `qrb` bytes apart.
+///
+/// # Safety
+/// `w` holds `nb` Q4_K blocks; `a` holds 4 rows of `nb` Q8_K blocks, `qrb` bytes apart.
+pub(crate) unsafe fn tile_q4_k_x4(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; 4] {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    for ib in 0..nb {
+        let bw = ib * Q4K_BYTES;
+        let ba = [ib * Q8K_BYTES, qrb + ib * Q8K_BYTES, 2 * qrb + ib * Q8K_BYTES, 3 * qrb + ib * Q8K_BYTES];
+        let (scales, mins) = k4_scales_mins(&w[bw + off::Q4K_SCALES..bw + off::Q4K_SCALES + 12]);
+        // SAFETY: Q8_K block ib of each row; the scale fields lie inside weight block ib.
+        let (dy, (d, dmin)) = unsafe {
+            (f32x4(q8k_d(a, ba[0]), q8k_d(a, ba[1]), q8k_d(a, ba[2]), q8k_d(a, ba[3])), (hu(w, bw), hu(w, bw + 2)))
+        };
+        let (dd, ddmin) = (f32x4_mul(f32x4_splat(d), dy), f32x4_mul(f32x4_splat(dmin), dy));
+        let (sc16, mins16) = (widen8(scales), widen8(mins));
+        // Per row, the min terms of chunks (0, 0, 1, 1) and (2, 2, 3, 3); then per chunk the
+        // vector of the 4 rows' sums.
+        // SAFETY: Q8_K block ib of each row.
+        let mt = unsafe { [k4_min_terms(a, ba[0], mins16), k4_min_terms(a, ba[1], mins16), k4_min_terms(a, ba[2], mins16), k4_min_terms(a, ba[3], mins16)] };
+        let pair = |x: v128, y: v128| i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(x, y), i32x4_shuffle::<1, 3, 5, 7>(x, y));
+        // (row0 c0, row0 c1, row1 c0, row1 c1) and the same for rows 2, 3; chunks 2, 3 likewise.
+        let (u01, u23) = (pair(mt[0].0, mt[1].0), pair(mt[2].0, mt[3].0));
+        let (v01, v23) = (pair(mt[0].1, mt[1].1), pair(mt[2].1, mt[3].1));
+        let summs = [
+            i32x4_shuffle::<0, 2, 4, 6>(u01, u23),
+            i32x4_shuffle::<1, 3, 5, 7>(u01, u23),
+            i32x4_shuffle::<0, 2, 4, 6>(v01, v23),
+            i32x4_shuffle::<1, 3, 5, 7>(v01, v23),
+        ];
+        unroll!(J in [0, 1, 2, 3] {
+            let qo = bw + off::Q4K_QS + 32 * J;
+            // SAFETY: 32 qs bytes of chunk J.
+            let (q0, q1) = unsafe { (ld(w, qo), ld(w, qo + 16)) };
+            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+            let (s_lo, s_hi) = (lane16(sc16, 2 * J), lane16(sc16, 2 * J + 1));
+            let row = |ba: usize| {
+                let e = ba + off::Q8K_QS + 64 * J;
+                // SAFETY: 64 activation quants of chunk J of this row's block ib.
+                let (y0, y1, y2, y3) = unsafe { (ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+                let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
+                let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
+                i32x4_add(i32x4_dot_i16x8(pl, s_lo), i32x4_dot_i16x8(ph, s_hi))
+            };
+            let isum = [row(ba[0]), row(ba[1]), row(ba[2]), row(ba[3])];
+            acc = madd(f32x4_convert_i32x4(hsum4(isum)), dd, acc);
+            accm = madd(f32x4_convert_i32x4(summs[J]), ddmin, accm);
+        });
+    }
+    let r = f32x4_sub(acc, accm);
+    [f32x4_extract_lane::<0>(r), f32x4_extract_lane::<1>(r), f32x4_extract_lane::<2>(r), f32x4_extract_lane::<3>(r)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q5_K (scalar reference: `dot::vec_dot_ref`'s `_generic` order)
+// ---------------------------------------------------------------------------------------------
+
+/// Q5_K · Q8_K: block terms `d · isum` in 4 f32 lanes, reduced once per row, minus the mins.
+///
+/// # Safety
+/// `w` holds `nb` Q5_K blocks, `a` `nb` Q8_K blocks.
+pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+    let b4 = u8x16_splat(0x10);
+    for ib in 0..nb {
+        let (bw, ba) = (ib * Q5K_BYTES, ib * Q8K_BYTES);
+        let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
+        // SAFETY: Q8_K block ib.
+        let (m01, m23) = unsafe { k4_min_terms(a, ba, widen8(mins)) };
+        let summs = hsum_i32(i32x4_add(m01, m23));
+        let sc16 = widen8(scales);
+        // SAFETY: qh is 32 bytes inside block ib.
+        let (qh0, qh1) = unsafe { (ld(w, bw + off::Q5K_QH), ld(w, bw + off::Q5K_QH + 16)) };
+        let mut isum = ZERO;
+        unroll!(J in [0, 1, 2, 3] {
+            let (qo, e) = (bw + off::Q5K_QS + 32 * J, ba + off::Q8K_QS + 64 * J);
+            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
+            let (q0, q1, y0, y1, y2, y3) =
+                unsafe { (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+            let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+            let sh = 2 * J as u32;
+            let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
+            let l0 = v128_or(l0, v128_and(i8x16_shl(s0, 4), b4));
+            let l1 = v128_or(l1, v128_and(i8x16_shl(s1, 4), b4));
+            let h0 = v128_or(h0, v128_and(i8x16_shl(s0, 3), b4));
+            let h1 = v128_or(h1, v128_and(i8x16_shl(s1, 3), b4));
+            // Pairs of 4 products ≤ 4·31·128 in magnitude: i16 sums are exact.
+            let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
+            let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
+            isum = i32x4_add(isum, i32x4_dot_i16x8(pl, lane16(sc16, 2 * J)));
+            isum = i32x4_add(isum, i32x4_dot_i16x8(ph, lane16(sc16, 2 * J + 1)));
+        });
+        // SAFETY: Q8_K block ib; the scale fields lie inside weight block ib.
+        let (dy, d, dmin) = unsafe { (q8k_d(a, ba), hu(w, bw), hu(w, bw + 2)) };
+        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d * dy)));
+        accm += (dmin * dy) * summs as f32;
+    }
+    hsum_f32(acc) - accm
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q6_K (scalar reference: `dot::q6_k_x86`)
+// ---------------------------------------------------------------------------------------------
+
+/// A Q6_K block decoded for the dots: the 16 vectors of 6-bit quants (0..=63; vector 2i holds
+/// the low 16 elements of 32-element chunk i, 2i+1 the high 16) and the 16 sub-block scales as
+/// i16 lanes (two vectors).
+struct Q6Block {
+    q: [v128; 16],
+    sc: (v128, v128),
+}
+
+/// Decodes Q6_K block `bw` of `w`.
+///
+/// # Safety
+/// A Q6_K block at `bw` of `w`.
+#[inline(always)]
+unsafe fn q6_k_decode(w: &[u8], bw: usize) -> Q6Block {
+    let (m4, m30) = (u8x16_splat(0x0F), u8x16_splat(0x30));
+    let mut q = [ZERO; 16];
+    unroll!(N in [0, 1] {
+        let (lo, ho) = (bw + off::Q6K_QL + 64 * N, bw + off::Q6K_QH + 32 * N);
+        // SAFETY: 64 ql bytes and 32 qh bytes of half n.
+        let (l0, l1, l2, l3, h0, h1) =
+            unsafe { (ld(w, lo), ld(w, lo + 16), ld(w, lo + 32), ld(w, lo + 48), ld(w, ho), ld(w, ho + 16)) };
+        let k = 8 * N;
+        q[k] = v128_or(v128_and(l0, m4), v128_and(i8x16_shl(h0, 4), m30));
+        q[k + 1] = v128_or(v128_and(l1, m4), v128_and(i8x16_shl(h1, 4), m30));
+        q[k + 2] = v128_or(v128_and(l2, m4), v128_and(i8x16_shl(h0, 2), m30));
+        q[k + 3] = v128_or(v128_and(l3, m4), v128_and(i8x16_shl(h1, 2), m30));
+        q[k + 4] = v128_or(u8x16_shr(l0, 4), v128_and(h0, m30));
+        q[k + 5] = v128_or(u8x16_shr(l1, 4), v128_and(h1, m30));
+        q[k + 6] = v128_or(u8x16_shr(l2, 4), v128_and(u8x16_shr(h0, 2), m30));
+        q[k + 7] = v128_or(u8x16_shr(l3, 4), v128_and(u8x16_shr(h1, 2), m30));
+    });
+    // SAFETY: 16 scale bytes inside the block.
+    let s = unsafe { ld(w, bw + off::Q6K_SCALES) };
+    Q6Block { q, sc: (i16x8_extend_low_i8x16(s), i16x8_extend_high_i8x16(s)) }
+}
+
+/// Scale `k` (0..16) of a decoded block, in all 8 i16 lanes.
+#[inline(always)]
+fn q6_scale(b: &Q6Block, k: usize) -> v128 {
+    lane16(if k < 8 { b.sc.0 } else { b.sc.1 }, k % 8)
+}
+
+/// One decoded Q6_K block times the Q8_K block at `ba` of `a`: the 8 f32 lanes fused, as
+/// ggml-cpu x86 does, into `acc` (lanes 0..4 from the low 16 elements of each chunk, 4..8 from
+/// the high 16).
+///
+/// # Safety
+/// A Q8_K block at `ba` of `a`.
+#[inline(always)]
+unsafe fn q6_k_block(b: &Q6Block, d_w: f32, a: &[u8], ba: usize, acc: &mut (v128, v128)) {
+    let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
+    unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+        // Chunk C = 32 elements: (n, k) = (C / 4, C % 4) in the reference's loop.
+        let e = ba + off::Q8K_QS + 32 * C;
+        // SAFETY: activation quants of chunk c.
+        let (y0, y1) = unsafe { (ld(a, e), ld(a, e + 16)) };
+        // Quants are 6-bit: pairs ≤ 2·63·128 in magnitude, exact in i16.
+        isum_lo = i32x4_add(isum_lo, i32x4_dot_i16x8(pairs_u7(y0, b.q[2 * C]), q6_scale(b, 2 * C)));
+        isum_hi = i32x4_add(isum_hi, i32x4_dot_i16x8(pairs_u7(y1, b.q[2 * C + 1]), q6_scale(b, 2 * C + 1)));
+    });
+    // SAFETY: Q8_K block at ba.
+    let (b0, b1) = unsafe { bsums(a, ba) };
+    // 32 · (bsums[2L]·sc[2L] + bsums[2L+1]·sc[2L+1]) per lane L.
+    let (corr_lo, corr_hi) = (i32x4_dot_i16x8(b0, b.sc.0), i32x4_dot_i16x8(b1, b.sc.1));
+    // SAFETY: forwarded.
+    let d = f32x4_splat(unsafe { q8k_d(a, ba) } * d_w);
+    acc.0 = madd(f32x4_convert_i32x4(i32x4_sub(isum_lo, i32x4_shl(corr_lo, 5))), d, acc.0);
+    acc.1 = madd(f32x4_convert_i32x4(i32x4_sub(isum_hi, i32x4_shl(corr_hi, 5))), d, acc.1);
+}
+
+/// Q6_K · Q8_K in ggml-cpu x86's order (see [`crate::dot`]'s `q6_k_x86`).
+///
+/// # Safety
+/// `w` holds `nb` Q6_K blocks, `a` `nb` Q8_K blocks.
+pub(crate) unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let mut acc = (f32x4_splat(0.0), f32x4_splat(0.0));
+    for ib in 0..nb {
+        let bw = ib * Q6K_BYTES;
+        // SAFETY: block ib of w and of a.
+        unsafe {
+            let b = q6_k_decode(w, bw);
+            q6_k_block(&b, hu(w, bw + off::Q6K_D), a, ib * Q8K_BYTES, &mut acc);
+        }
+    }
+    // hsum_float_8.
+    hsum_f32(f32x4_add(acc.1, acc.0))
+}
+
+/// Q6_K · Q8_K for one weight row and `T` activation rows (`qrb` bytes apart), each exactly as
+/// [`dot_q6_k`]: every weight block is decoded once for the `T` rows.
+///
+/// # Safety
+/// `w` holds `nb` Q6_K blocks; `a` holds `T` rows of `nb` Q8_K blocks, `qrb` bytes apart.
+pub(crate) unsafe fn tile_q6_k<const T: usize>(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; T] {
+    let mut acc = [(f32x4_splat(0.0), f32x4_splat(0.0)); T];
+    for ib in 0..nb {
+        let bw = ib * Q6K_BYTES;
+        // SAFETY: block ib of w and of every activation row.
+        unsafe {
+            let b = q6_k_decode(w, bw);
+            let d_w = hu(w, bw + off::Q6K_D);
+            for (t, acc) in acc.iter_mut().enumerate() {
+                q6_k_block(&b, d_w, a, t * qrb + ib * Q8K_BYTES, acc);
+            }
+        }
+    }
+    acc.map(|(lo, hi)| hsum_f32(f32x4_add(hi, lo)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiles: weight rows × activation rows
+// ---------------------------------------------------------------------------------------------
+
+/// [`crate::vec_dot_tile`] on wasm32 (lengths checked by the caller; `w` holds whole rows):
+/// tiles of 4 activation rows (Q4_K grouped, Q6_K), the rest row by row; each weight row of a
+/// tile is read while the tile's activation rows stay in L1.
+#[allow(clippy::too_many_arguments)] // reason: forwarded from `vec_dot_tile`.
+pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize, ntok: usize, grouped: bool, out: &mut [f32], out_stride: usize) {
+    let rb = t.row_bytes(n).unwrap_or(0);
+    let (nb, arb) = (n / t.block_size(), t.vec_dot_type().row_bytes(n).unwrap_or(0));
+    let rows = w.len() / rb.max(1);
+    let tiled = match t {
+        GgmlType::Q4_K => grouped,
+        GgmlType::Q6_K => true,
+        _ => false,
+    };
+    let mut tok = 0;
+    if tiled {
+        while tok + 4 <= ntok {
+            let at = &a[tok * qrb..];
+            for (r, row) in w.chunks_exact(rb).enumerate() {
+                // SAFETY: the row holds nb blocks; `at` holds 4 activation rows qrb apart (checked
+                // by the caller: (ntok − 1)·qrb + arb bytes from the first).
+                let v = unsafe {
+                    if t == GgmlType::Q4_K { tile_q4_k_x4(nb, row, at, qrb) } else { tile_q6_k::<4>(nb, row, at, qrb) }
+                };
+                for (k, &v) in v.iter().enumerate() {
+                    out[(tok + k) * out_stride + r] = v;
+                }
+            }
+            tok += 4;
+        }
+    }
+    for tok in tok..ntok {
+        let o = &mut out[tok * out_stride..tok * out_stride + rows];
+        crate::dot_rows(t, n, w, &a[tok * qrb..tok * qrb + arb], o, grouped);
+    }
+}
