@@ -719,10 +719,20 @@ pub(crate) unsafe fn with_prepared<F: Fmt32>(nb: usize, a: &[u8], f: impl FnOnce
 /// order for Q4_K). Lengths were checked by the caller.
 pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8], out: &mut [f32], grouped: bool) {
     let nb = n / t.block_size();
-    if grouped && t == GgmlType::Q4_K {
-        for (o, row) in out.iter_mut().zip(w.chunks(rb)) {
-            // SAFETY: the caller checked the lengths (each row holds nb blocks, a nb Q8_K blocks).
-            *o = unsafe { simd_k::dot_q4_k::<true>(nb, row, a) };
+    if t == GgmlType::Q4_K {
+        let mut quads = out.chunks_exact_mut(4);
+        let mut r = 0;
+        if !grouped {
+            for o in &mut quads {
+                // SAFETY: the caller checked the lengths (rows r .. r+4 hold nb blocks each, `a`
+                // nb Q8_K blocks).
+                o.copy_from_slice(&unsafe { simd_k::rows4_q4_k(nb, &w[r * rb..], rb, a) });
+                r += 4;
+            }
+        }
+        for (o, row) in out[r..].iter_mut().zip(w[r * rb..].chunks(rb)) {
+            // SAFETY: as above, one row.
+            *o = unsafe { if grouped { simd_k::dot_q4_k::<true>(nb, row, a) } else { simd_k::dot_q4_k::<false>(nb, row, a) } };
         }
         return;
     }

@@ -21,7 +21,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ZERO, hsum_f32, hsum_i32, hu, ld, madd, nibbles, q8k_d};
+use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, ld, madd, nibbles, q8k_d};
 use crate::simd_act::fma1;
 use crate::types::{GgmlType, off};
 
@@ -69,6 +69,13 @@ fn pairs_u7(a: v128, q: v128) -> v128 {
 fn lane16(v: v128, k: usize) -> v128 {
     let b = 2 * k as u16;
     i8x16_swizzle(v, u16x8_splat(b | ((b + 1) << 8)))
+}
+
+/// Keeps the loads that follow after the code before: LLVM otherwise hoists all the loads of an
+/// unrolled block to its start, and Wasmtime, which keeps wasm's order, then spills them.
+#[inline(always)]
+fn load_fence() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Bytes of `u` (8 of them) as 8 u16 lanes.
@@ -137,6 +144,7 @@ unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v128) {
 /// A Q4_K block at `bw` of `w`, a Q8_K block at `ba` of `a`.
 #[inline(always)]
 unsafe fn q4_k_chunk(w: &[u8], bw: usize, a: &[u8], ba: usize, j: usize, sc16: v128) -> v128 {
+    load_fence();
     let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + off::Q8K_QS + 64 * j);
     // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
     let (q0, q1, y0, y1, y2, y3) =
@@ -189,6 +197,88 @@ pub(crate) unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]
         }
     }
     acc - accm
+}
+
+/// Little-endian u32 at byte `i` of `s`.
+///
+/// # Safety
+/// `i + 4 <= s.len()`.
+#[inline(always)]
+unsafe fn rd32(s: &[u8], i: usize) -> u32 {
+    debug_assert!(i + 4 <= s.len());
+    // SAFETY: 4 readable bytes at i (caller).
+    unsafe { (s.as_ptr().add(i) as *const u32).read_unaligned() }
+}
+
+/// i16 lanes `(k, k, k+1, k+1, k+2, k+2, k+3, k+3)` of `v` (`k` a constant after unrolling).
+#[inline(always)]
+fn dup4(v: v128, k: usize) -> v128 {
+    let p = |l: usize| (2 * l as u16) | ((2 * l as u16 + 1) << 8);
+    i8x16_swizzle(v, u16x8(p(k), p(k), p(k + 1), p(k + 1), p(k + 2), p(k + 2), p(k + 3), p(k + 3)))
+}
+
+/// Q4_K · Q8_K for the 4 weight rows at `w`, `rb` bytes apart, with one activation row, each
+/// row exactly as [`dot_q4_k`]`::<false>`: the rows' two f32 chains are the lanes of two f32x4,
+/// and the block header work (the halves, the 6-bit scales and mins, the min terms) is done for
+/// the 4 rows at once in vector lanes; the activation chunk is loaded once for the 4 rows.
+///
+/// # Safety
+/// `w` holds 4 rows of `nb` Q4_K blocks `rb` bytes apart; `a` holds `nb` Q8_K blocks.
+pub(crate) unsafe fn rows4_q4_k(nb: usize, w: &[u8], rb: usize, a: &[u8]) -> [f32; 4] {
+    let (mut acc, mut accm) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let (m3f, m0f, m03) = (u32x4_splat(0x3F3F_3F3F), u32x4_splat(0x0F0F_0F0F), u32x4_splat(0x0303_0303));
+    for ib in 0..nb {
+        let ba = ib * Q8K_BYTES;
+        let bw = [ib * Q4K_BYTES, rb + ib * Q4K_BYTES, 2 * rb + ib * Q4K_BYTES, 3 * rb + ib * Q4K_BYTES];
+        // Word k of each row's header, lane = row: 0 = (d, dmin), 1..4 = the packed scales.
+        // SAFETY: 16 header bytes at the start of block ib of each row.
+        let word = |k: usize| unsafe { u32x4(rd32(w, bw[0] + 4 * k), rd32(w, bw[1] + 4 * k), rd32(w, bw[2] + 4 * k), rd32(w, bw[3] + 4 * k)) };
+        let (lo, hi) = f16x8_to_f32(word(0)); // (d0, dmin0, d1, dmin1), (d2, dmin2, d3, dmin3)
+        let (d, dmin) = (i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
+        // SAFETY: Q8_K block ib.
+        let dy = f32x4_splat(unsafe { q8k_d(a, ba) });
+        let (dd, ddmin) = (f32x4_mul(d, dy), f32x4_mul(dmin, dy));
+        // get_scale_min_k4 in lanes: bytes 4r..4r+4 of each vector are row r's.
+        let (u0, u1, u2) = (word(1), word(2), word(3));
+        let sc_lo = v128_and(u0, m3f);
+        let sc_hi = v128_or(v128_and(u2, m0f), i32x4_shl(v128_and(u32x4_shr(u0, 6), m03), 4));
+        let mn_lo = v128_and(u1, m3f);
+        let mn_hi = v128_or(v128_and(u32x4_shr(u2, 4), m0f), i32x4_shl(v128_and(u32x4_shr(u1, 6), m03), 4));
+        // As u16 lanes: [rows 0-1 of sc_lo, rows 2-3 of sc_lo, rows 0-1 of sc_hi, rows 2-3 of sc_hi].
+        let ext = |v: v128| (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
+        let ((s0, s1), (s2, s3)) = (ext(sc_lo), ext(sc_hi));
+        let ((n0, n1), (n2, n3)) = (ext(mn_lo), ext(mn_hi));
+        let scv = [s0, s1, s2, s3];
+        let mnv = [n0, n1, n2, n3];
+        // Scale (or min) k of row r, in all 8 lanes.
+        let scale = |r: usize, k: usize| lane16(scv[(k / 4) * 2 + r / 2], (r % 2) * 4 + k % 4);
+        // SAFETY: Q8_K block ib.
+        let (b0, b1) = unsafe { bsums(a, ba) };
+        let min_terms = |r: usize| {
+            let (lo, hi) = (dup4(mnv[r / 2], (r % 2) * 4), dup4(mnv[2 + r / 2], (r % 2) * 4));
+            i32x4_add(i32x4_dot_i16x8(b0, lo), i32x4_dot_i16x8(b1, hi))
+        };
+        let summs = hsum4([min_terms(0), min_terms(1), min_terms(2), min_terms(3)]);
+        let mut isum = [ZERO; 4];
+        unroll!(J in [0, 1, 2, 3] {
+            let e = ba + off::Q8K_QS + 64 * J;
+            // SAFETY: 64 activation quants of chunk J of block ib.
+            let (y0, y1, y2, y3) = unsafe { (ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+            unroll!(R in [0, 1, 2, 3] {
+                let qo = bw[R] + off::Q4K_QS + 32 * J;
+                // SAFETY: 32 qs bytes of chunk J of row R's block ib.
+                let (q0, q1) = unsafe { (ld(w, qo), ld(w, qo + 16)) };
+                let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+                let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
+                let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
+                isum[R] = i32x4_add(isum[R], i32x4_add(i32x4_dot_i16x8(pl, scale(R, 2 * J)), i32x4_dot_i16x8(ph, scale(R, 2 * J + 1))));
+            });
+        });
+        acc = madd(f32x4_convert_i32x4(hsum4(isum)), dd, acc);
+        accm = madd(f32x4_convert_i32x4(summs), ddmin, accm);
+    }
+    let r = f32x4_sub(acc, accm);
+    [f32x4_extract_lane::<0>(r), f32x4_extract_lane::<1>(r), f32x4_extract_lane::<2>(r), f32x4_extract_lane::<3>(r)]
 }
 
 /// Q4_K · Q8_K for one weight row and the 4 activation rows of a group (llama.cpp's gemm order,
@@ -297,70 +387,64 @@ pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 // Q6_K (scalar reference: `dot::q6_k_x86`)
 // ---------------------------------------------------------------------------------------------
 
-/// A Q6_K block decoded for the dots: the 16 vectors of 6-bit quants (0..=63; vector 2i holds
-/// the low 16 elements of 32-element chunk i, 2i+1 the high 16) and the 16 sub-block scales as
-/// i16 lanes (two vectors).
-struct Q6Block {
-    q: [v128; 16],
-    sc: (v128, v128),
-}
-
-/// Decodes Q6_K block `bw` of `w`.
+/// The 6-bit quants (0..=63) of 32-element chunk `c` (0..8) of the Q6_K block at `bw`: the
+/// low 16 elements and the high 16. Chunk c is (n, k) = (c / 4, c % 4) of the reference's loop:
+/// low or high nibbles of ql at 32·(k % 2), high bits from qh at 2k.
 ///
 /// # Safety
 /// A Q6_K block at `bw` of `w`.
 #[inline(always)]
-unsafe fn q6_k_decode(w: &[u8], bw: usize) -> Q6Block {
-    let (m4, m30) = (u8x16_splat(0x0F), u8x16_splat(0x30));
-    let mut q = [ZERO; 16];
-    unroll!(N in [0, 1] {
-        let (lo, ho) = (bw + off::Q6K_QL + 64 * N, bw + off::Q6K_QH + 32 * N);
-        // SAFETY: 64 ql bytes and 32 qh bytes of half n.
-        let (l0, l1, l2, l3, h0, h1) =
-            unsafe { (ld(w, lo), ld(w, lo + 16), ld(w, lo + 32), ld(w, lo + 48), ld(w, ho), ld(w, ho + 16)) };
-        let k = 8 * N;
-        q[k] = v128_or(v128_and(l0, m4), v128_and(i8x16_shl(h0, 4), m30));
-        q[k + 1] = v128_or(v128_and(l1, m4), v128_and(i8x16_shl(h1, 4), m30));
-        q[k + 2] = v128_or(v128_and(l2, m4), v128_and(i8x16_shl(h0, 2), m30));
-        q[k + 3] = v128_or(v128_and(l3, m4), v128_and(i8x16_shl(h1, 2), m30));
-        q[k + 4] = v128_or(u8x16_shr(l0, 4), v128_and(h0, m30));
-        q[k + 5] = v128_or(u8x16_shr(l1, 4), v128_and(h1, m30));
-        q[k + 6] = v128_or(u8x16_shr(l2, 4), v128_and(u8x16_shr(h0, 2), m30));
-        q[k + 7] = v128_or(u8x16_shr(l3, 4), v128_and(u8x16_shr(h1, 2), m30));
-    });
+unsafe fn q6_k_chunk(w: &[u8], bw: usize, c: usize) -> (v128, v128) {
+    let (n, k) = (c / 4, c % 4);
+    let (lo, ho) = (bw + off::Q6K_QL + 64 * n + 32 * (k % 2), bw + off::Q6K_QH + 32 * n);
+    // SAFETY: 32 ql bytes and 32 qh bytes of half n.
+    let (l0, l1, h0, h1) = unsafe { (ld(w, lo), ld(w, lo + 16), ld(w, ho), ld(w, ho + 16)) };
+    let m30 = u8x16_splat(0x30);
+    // 16-bit shifts: the bits that cross a byte boundary are masked off.
+    let low = |l: v128| if k < 2 { v128_and(l, u8x16_splat(0x0F)) } else { v128_and(u16x8_shr(l, 4), u8x16_splat(0x0F)) };
+    let high = |h: v128| match k {
+        0 => v128_and(i16x8_shl(h, 4), m30),
+        1 => v128_and(i16x8_shl(h, 2), m30),
+        2 => v128_and(h, m30),
+        _ => v128_and(u16x8_shr(h, 2), m30),
+    };
+    (v128_or(low(l0), high(h0)), v128_or(low(l1), high(h1)))
+}
+
+/// The 16 sub-block scales of the Q6_K block at `bw`, as i16 lanes (scales 0..8, 8..16).
+///
+/// # Safety
+/// A Q6_K block at `bw` of `w`.
+#[inline(always)]
+unsafe fn q6_k_scales(w: &[u8], bw: usize) -> (v128, v128) {
     // SAFETY: 16 scale bytes inside the block.
     let s = unsafe { ld(w, bw + off::Q6K_SCALES) };
-    Q6Block { q, sc: (i16x8_extend_low_i8x16(s), i16x8_extend_high_i8x16(s)) }
+    (i16x8_extend_low_i8x16(s), i16x8_extend_high_i8x16(s))
 }
 
-/// Scale `k` (0..16) of a decoded block, in all 8 i16 lanes.
-#[inline(always)]
-fn q6_scale(b: &Q6Block, k: usize) -> v128 {
-    lane16(if k < 8 { b.sc.0 } else { b.sc.1 }, k % 8)
-}
-
-/// One decoded Q6_K block times the Q8_K block at `ba` of `a`: the 8 f32 lanes fused, as
-/// ggml-cpu x86 does, into `acc` (lanes 0..4 from the low 16 elements of each chunk, 4..8 from
-/// the high 16).
+/// One Q6_K block (its quants chunk by chunk from `quants`, its scales `sc`, its `d_w`) times
+/// the Q8_K block at `ba` of `a`: the 8 f32 lanes fused, as ggml-cpu x86 does, into `acc`
+/// (lanes 0..4 from the low 16 elements of each chunk, 4..8 from the high 16).
 ///
 /// # Safety
 /// A Q8_K block at `ba` of `a`.
 #[inline(always)]
-unsafe fn q6_k_block(b: &Q6Block, d_w: f32, a: &[u8], ba: usize, acc: &mut (v128, v128)) {
+unsafe fn q6_k_block(quants: impl Fn(usize) -> (v128, v128), sc: (v128, v128), d_w: f32, a: &[u8], ba: usize, acc: &mut (v128, v128)) {
     let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
+    let scale = |k: usize| lane16(if k < 8 { sc.0 } else { sc.1 }, k % 8);
     unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
-        // Chunk C = 32 elements: (n, k) = (C / 4, C % 4) in the reference's loop.
         let e = ba + off::Q8K_QS + 32 * C;
-        // SAFETY: activation quants of chunk c.
+        // SAFETY: activation quants of chunk C.
         let (y0, y1) = unsafe { (ld(a, e), ld(a, e + 16)) };
+        let (v0, v1) = quants(C);
         // Quants are 6-bit: pairs ≤ 2·63·128 in magnitude, exact in i16.
-        isum_lo = i32x4_add(isum_lo, i32x4_dot_i16x8(pairs_u7(y0, b.q[2 * C]), q6_scale(b, 2 * C)));
-        isum_hi = i32x4_add(isum_hi, i32x4_dot_i16x8(pairs_u7(y1, b.q[2 * C + 1]), q6_scale(b, 2 * C + 1)));
+        isum_lo = i32x4_add(isum_lo, i32x4_dot_i16x8(pairs_u7(y0, v0), scale(2 * C)));
+        isum_hi = i32x4_add(isum_hi, i32x4_dot_i16x8(pairs_u7(y1, v1), scale(2 * C + 1)));
     });
     // SAFETY: Q8_K block at ba.
     let (b0, b1) = unsafe { bsums(a, ba) };
     // 32 · (bsums[2L]·sc[2L] + bsums[2L+1]·sc[2L+1]) per lane L.
-    let (corr_lo, corr_hi) = (i32x4_dot_i16x8(b0, b.sc.0), i32x4_dot_i16x8(b1, b.sc.1));
+    let (corr_lo, corr_hi) = (i32x4_dot_i16x8(b0, sc.0), i32x4_dot_i16x8(b1, sc.1));
     // SAFETY: forwarded.
     let d = f32x4_splat(unsafe { q8k_d(a, ba) } * d_w);
     acc.0 = madd(f32x4_convert_i32x4(i32x4_sub(isum_lo, i32x4_shl(corr_lo, 5))), d, acc.0);
@@ -377,8 +461,8 @@ pub(crate) unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         let bw = ib * Q6K_BYTES;
         // SAFETY: block ib of w and of a.
         unsafe {
-            let b = q6_k_decode(w, bw);
-            q6_k_block(&b, hu(w, bw + off::Q6K_D), a, ib * Q8K_BYTES, &mut acc);
+            let quants = |c: usize| q6_k_chunk(w, bw, c);
+            q6_k_block(quants, q6_k_scales(w, bw), hu(w, bw + off::Q6K_D), a, ib * Q8K_BYTES, &mut acc);
         }
     }
     // hsum_float_8.
@@ -396,10 +480,14 @@ pub(crate) unsafe fn tile_q6_k<const T: usize>(nb: usize, w: &[u8], a: &[u8], qr
         let bw = ib * Q6K_BYTES;
         // SAFETY: block ib of w and of every activation row.
         unsafe {
-            let b = q6_k_decode(w, bw);
-            let d_w = hu(w, bw + off::Q6K_D);
+            // Decoded once into a small table (L1), then read by each activation row.
+            let mut q = [(ZERO, ZERO); 8];
+            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+                q[C] = q6_k_chunk(w, bw, C);
+            });
+            let (sc, d_w) = (q6_k_scales(w, bw), hu(w, bw + off::Q6K_D));
             for (t, acc) in acc.iter_mut().enumerate() {
-                q6_k_block(&b, d_w, a, t * qrb + ib * Q8K_BYTES, acc);
+                q6_k_block(|c| q[c], sc, d_w, a, t * qrb + ib * Q8K_BYTES, acc);
             }
         }
     }
