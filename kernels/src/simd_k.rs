@@ -115,7 +115,7 @@ pub(crate) fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
 #[inline(always)]
 unsafe fn bsums(a: &[u8], ba: usize) -> (v128, v128) {
     // SAFETY: bsums are 32 bytes at ba + 260 .. ba + 292.
-    unsafe { (ld(a, ba + off::Q8K_BSUMS), ld(a, ba + off::Q8K_BSUMS + 16)) }
+    unsafe { (ldo(a, ba, off::Q8K_BSUMS), ldo(a, ba, off::Q8K_BSUMS + 16)) }
 }
 
 /// `Σ_j bsums[j] · mins[j/2]` of a Q4_K/Q5_K block, per 64-element chunk: lanes
@@ -145,10 +145,11 @@ unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v128) {
 #[inline(always)]
 unsafe fn q4_k_chunk(w: &[u8], bw: usize, a: &[u8], ba: usize, j: usize, sc16: v128) -> v128 {
     load_fence();
-    let (qo, e) = (bw + off::Q4K_QS + 32 * j, ba + off::Q8K_QS + 64 * j);
+    let (qo, e) = (off::Q4K_QS + 32 * j, off::Q8K_QS + 64 * j);
     // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
-    let (q0, q1, y0, y1, y2, y3) =
-        unsafe { (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+    let (q0, q1, y0, y1, y2, y3) = unsafe {
+        (ldo(w, bw, qo), ldo(w, bw, qo + 16), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
+    };
     let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
     // Pairs of 4 products ≤ 4·15·128 in magnitude: i16 sums are exact.
     let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
@@ -197,6 +198,19 @@ pub(crate) unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]
         }
     }
     acc - accm
+}
+
+/// 16 bytes at byte `base + off` of `s`, the constant `off` kept apart from the variable `base`
+/// so that it lands in the wasm load's offset field: one address computation per base, where
+/// `ld(s, base + off)` costs one per load.
+///
+/// # Safety
+/// `base + off + 16 <= s.len()` (debug-checked).
+#[inline(always)]
+unsafe fn ldo(s: &[u8], base: usize, off: usize) -> v128 {
+    debug_assert!(base + off + 16 <= s.len());
+    // SAFETY: the caller guarantees 16 readable bytes there; v128_load has no alignment needs.
+    unsafe { v128_load(s.as_ptr().add(base).add(off) as *const v128) }
 }
 
 /// Little-endian u32 at byte `i` of `s`.
@@ -259,15 +273,17 @@ pub(crate) unsafe fn rows4_q4_k(nb: usize, w: &[u8], rb: usize, a: &[u8]) -> [f3
             i32x4_add(i32x4_dot_i16x8(b0, lo), i32x4_dot_i16x8(b1, hi))
         };
         let summs = hsum4([min_terms(0), min_terms(1), min_terms(2), min_terms(3)]);
+        // Row by row, chunk by chunk: the activation chunks are loaded again for each row (from
+        // L1), which keeps few vectors live (Wasmtime would spill the 4 rows' working set).
         let mut isum = [ZERO; 4];
-        unroll!(J in [0, 1, 2, 3] {
-            let e = ba + off::Q8K_QS + 64 * J;
-            // SAFETY: 64 activation quants of chunk J of block ib.
-            let (y0, y1, y2, y3) = unsafe { (ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
-            unroll!(R in [0, 1, 2, 3] {
-                let qo = bw[R] + off::Q4K_QS + 32 * J;
-                // SAFETY: 32 qs bytes of chunk J of row R's block ib.
-                let (q0, q1) = unsafe { (ld(w, qo), ld(w, qo + 16)) };
+        unroll!(R in [0, 1, 2, 3] {
+            unroll!(J in [0, 1, 2, 3] {
+                let (qo, e) = (off::Q4K_QS + 32 * J, off::Q8K_QS + 64 * J);
+                // SAFETY: 32 qs bytes of chunk J of row R's block ib; 64 activation quants of
+                // chunk J of block ib.
+                let (q0, q1, y0, y1, y2, y3) = unsafe {
+                    (ldo(w, bw[R], qo), ldo(w, bw[R], qo + 16), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
+                };
                 let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
                 let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
                 let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
@@ -314,15 +330,15 @@ pub(crate) unsafe fn tile_q4_k_x4(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> 
             i32x4_shuffle::<1, 3, 5, 7>(v01, v23),
         ];
         unroll!(J in [0, 1, 2, 3] {
-            let qo = bw + off::Q4K_QS + 32 * J;
+            let qo = off::Q4K_QS + 32 * J;
             // SAFETY: 32 qs bytes of chunk J.
-            let (q0, q1) = unsafe { (ld(w, qo), ld(w, qo + 16)) };
+            let (q0, q1) = unsafe { (ldo(w, bw, qo), ldo(w, bw, qo + 16)) };
             let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
             let (s_lo, s_hi) = (lane16(sc16, 2 * J), lane16(sc16, 2 * J + 1));
             let row = |ba: usize| {
-                let e = ba + off::Q8K_QS + 64 * J;
+                let e = off::Q8K_QS + 64 * J;
                 // SAFETY: 64 activation quants of chunk J of this row's block ib.
-                let (y0, y1, y2, y3) = unsafe { (ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+                let (y0, y1, y2, y3) = unsafe { (ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48)) };
                 let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
                 let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
                 i32x4_add(i32x4_dot_i16x8(pl, s_lo), i32x4_dot_i16x8(ph, s_hi))
@@ -355,13 +371,14 @@ pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         let summs = hsum_i32(i32x4_add(m01, m23));
         let sc16 = widen8(scales);
         // SAFETY: qh is 32 bytes inside block ib.
-        let (qh0, qh1) = unsafe { (ld(w, bw + off::Q5K_QH), ld(w, bw + off::Q5K_QH + 16)) };
+        let (qh0, qh1) = unsafe { (ldo(w, bw, off::Q5K_QH), ldo(w, bw, off::Q5K_QH + 16)) };
         let mut isum = ZERO;
         unroll!(J in [0, 1, 2, 3] {
-            let (qo, e) = (bw + off::Q5K_QS + 32 * J, ba + off::Q8K_QS + 64 * J);
-            // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
-            let (q0, q1, y0, y1, y2, y3) =
-                unsafe { (ld(w, qo), ld(w, qo + 16), ld(a, e), ld(a, e + 16), ld(a, e + 32), ld(a, e + 48)) };
+            let (qo, e) = (off::Q5K_QS + 32 * J, off::Q8K_QS + 64 * J);
+            // SAFETY: 32 qs bytes of chunk J; 64 activation quants of chunk J.
+            let (q0, q1, y0, y1, y2, y3) = unsafe {
+                (ldo(w, bw, qo), ldo(w, bw, qo + 16), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
+            };
             let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
             let sh = 2 * J as u32;
             let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
@@ -396,9 +413,9 @@ pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 #[inline(always)]
 unsafe fn q6_k_chunk(w: &[u8], bw: usize, c: usize) -> (v128, v128) {
     let (n, k) = (c / 4, c % 4);
-    let (lo, ho) = (bw + off::Q6K_QL + 64 * n + 32 * (k % 2), bw + off::Q6K_QH + 32 * n);
+    let (lo, ho) = (off::Q6K_QL + 64 * n + 32 * (k % 2), off::Q6K_QH + 32 * n);
     // SAFETY: 32 ql bytes and 32 qh bytes of half n.
-    let (l0, l1, h0, h1) = unsafe { (ld(w, lo), ld(w, lo + 16), ld(w, ho), ld(w, ho + 16)) };
+    let (l0, l1, h0, h1) = unsafe { (ldo(w, bw, lo), ldo(w, bw, lo + 16), ldo(w, bw, ho), ldo(w, bw, ho + 16)) };
     let m30 = u8x16_splat(0x30);
     // 16-bit shifts: the bits that cross a byte boundary are masked off.
     let low = |l: v128| if k < 2 { v128_and(l, u8x16_splat(0x0F)) } else { v128_and(u16x8_shr(l, 4), u8x16_splat(0x0F)) };
@@ -418,7 +435,7 @@ unsafe fn q6_k_chunk(w: &[u8], bw: usize, c: usize) -> (v128, v128) {
 #[inline(always)]
 unsafe fn q6_k_scales(w: &[u8], bw: usize) -> (v128, v128) {
     // SAFETY: 16 scale bytes inside the block.
-    let s = unsafe { ld(w, bw + off::Q6K_SCALES) };
+    let s = unsafe { ldo(w, bw, off::Q6K_SCALES) };
     (i16x8_extend_low_i8x16(s), i16x8_extend_high_i8x16(s))
 }
 
@@ -433,9 +450,9 @@ unsafe fn q6_k_block(quants: impl Fn(usize) -> (v128, v128), sc: (v128, v128), d
     let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
     let scale = |k: usize| lane16(if k < 8 { sc.0 } else { sc.1 }, k % 8);
     unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
-        let e = ba + off::Q8K_QS + 32 * C;
+        let e = off::Q8K_QS + 32 * C;
         // SAFETY: activation quants of chunk C.
-        let (y0, y1) = unsafe { (ld(a, e), ld(a, e + 16)) };
+        let (y0, y1) = unsafe { (ldo(a, ba, e), ldo(a, ba, e + 16)) };
         let (v0, v1) = quants(C);
         // Quants are 6-bit: pairs ≤ 2·63·128 in magnitude, exact in i16.
         isum_lo = i32x4_add(isum_lo, i32x4_dot_i16x8(pairs_u7(y0, v0), scale(2 * C)));
