@@ -255,59 +255,93 @@ pub enum GgmlType {
     BF16 = 30,
 }
 
+/// What ggml says about one tensor type: `(type, GGUF id, elements per block, bytes per block,
+/// vec_dot_type)`. The one list of the types this crate computes: ids, block sizes, row bytes
+/// and the activation type all come from here (the GGUF reader's table of every ggml type agrees
+/// with it: a test in `src/gguf`).
+const TRAITS: [(GgmlType, u32, usize, usize, GgmlType); 15] = {
+    use GgmlType::*;
+    [
+        (F32, 0, 1, 4, F32),
+        (F16, 1, 1, 2, F16),
+        (Q4_0, 2, QK4_0, size_of::<BlockQ4_0>(), Q8_0),
+        (Q4_1, 3, QK4_1, size_of::<BlockQ4_1>(), Q8_1),
+        (Q5_0, 6, QK5_0, size_of::<BlockQ5_0>(), Q8_0),
+        (Q5_1, 7, QK5_1, size_of::<BlockQ5_1>(), Q8_1),
+        (Q8_0, 8, QK8_0, size_of::<BlockQ8_0>(), Q8_0),
+        (Q8_1, 9, QK8_1, size_of::<BlockQ8_1>(), Q8_1),
+        (Q2_K, 10, QK_K, size_of::<BlockQ2K>(), Q8_K),
+        (Q3_K, 11, QK_K, size_of::<BlockQ3K>(), Q8_K),
+        (Q4_K, 12, QK_K, size_of::<BlockQ4K>(), Q8_K),
+        (Q5_K, 13, QK_K, size_of::<BlockQ5K>(), Q8_K),
+        (Q6_K, 14, QK_K, size_of::<BlockQ6K>(), Q8_K),
+        (Q8_K, 15, QK_K, size_of::<BlockQ8K>(), Q8_K),
+        (BF16, 30, 1, 2, BF16),
+    ]
+};
+
+// The table holds each type once, at the index of its declaration order (checked at compile time).
+const _: () = {
+    let mut i = 0;
+    while i < TRAITS.len() {
+        assert!(TRAITS[i].0.index() == i);
+        assert!(TRAITS[i].0 as u32 == TRAITS[i].1); // the discriminant is the GGUF id
+        i += 1;
+    }
+};
+
 impl GgmlType {
+    /// Every type of this crate, in [`TRAITS`] order.
+    pub const ALL: [GgmlType; 15] = {
+        let mut all = [GgmlType::F32; 15];
+        let mut i = 0;
+        while i < 15 {
+            all[i] = TRAITS[i].0;
+            i += 1;
+        }
+        all
+    };
+
+    /// Position in [`TRAITS`] (declaration order).
+    const fn index(self) -> usize {
+        use GgmlType::*;
+        match self {
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q5_0 => 4,
+            Q5_1 => 5,
+            Q8_0 => 6,
+            Q8_1 => 7,
+            Q2_K => 8,
+            Q3_K => 9,
+            Q4_K => 10,
+            Q5_K => 11,
+            Q6_K => 12,
+            Q8_K => 13,
+            BF16 => 14,
+        }
+    }
+
     /// The type with GGUF id `id`, or `None` if this crate does not know it.
     pub fn from_id(id: u32) -> Option<GgmlType> {
-        use GgmlType::*;
-        Some(match id {
-            0 => F32,
-            1 => F16,
-            2 => Q4_0,
-            3 => Q4_1,
-            6 => Q5_0,
-            7 => Q5_1,
-            8 => Q8_0,
-            9 => Q8_1,
-            10 => Q2_K,
-            11 => Q3_K,
-            12 => Q4_K,
-            13 => Q5_K,
-            14 => Q6_K,
-            15 => Q8_K,
-            30 => BF16,
-            _ => return None,
-        })
+        TRAITS.iter().find(|e| e.1 == id).map(|e| e.0)
+    }
+
+    /// The GGUF id (ggml's `enum ggml_type`).
+    pub const fn id(self) -> u32 {
+        TRAITS[self.index()].1
     }
 
     /// Elements per block (1 for the float types).
-    pub fn block_size(self) -> usize {
-        use GgmlType::*;
-        match self {
-            F32 | F16 | BF16 => 1,
-            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 => 32,
-            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => QK_K,
-        }
+    pub const fn block_size(self) -> usize {
+        TRAITS[self.index()].2
     }
 
     /// Bytes per block.
-    pub fn type_size(self) -> usize {
-        use GgmlType::*;
-        match self {
-            F32 => 4,
-            F16 | BF16 => 2,
-            Q4_0 => size_of::<BlockQ4_0>(),
-            Q4_1 => size_of::<BlockQ4_1>(),
-            Q5_0 => size_of::<BlockQ5_0>(),
-            Q5_1 => size_of::<BlockQ5_1>(),
-            Q8_0 => size_of::<BlockQ8_0>(),
-            Q8_1 => size_of::<BlockQ8_1>(),
-            Q2_K => size_of::<BlockQ2K>(),
-            Q3_K => size_of::<BlockQ3K>(),
-            Q4_K => size_of::<BlockQ4K>(),
-            Q5_K => size_of::<BlockQ5K>(),
-            Q6_K => size_of::<BlockQ6K>(),
-            Q8_K => size_of::<BlockQ8K>(),
-        }
+    pub const fn type_size(self) -> usize {
+        TRAITS[self.index()].3
     }
 
     /// Bytes of a row of `n` elements; `None` if `n` is not a multiple of the block size (or overflows).
@@ -320,17 +354,8 @@ impl GgmlType {
 
     /// The type an activation row is quantized to before a dot with a row of this type
     /// (`vec_dot_type` of ggml-cpu's `type_traits_cpu`).
-    pub fn vec_dot_type(self) -> GgmlType {
-        use GgmlType::*;
-        match self {
-            F32 => F32,
-            F16 => F16,
-            BF16 => BF16,
-            Q4_0 | Q5_0 | Q8_0 => Q8_0,
-            Q4_1 | Q5_1 => Q8_1,
-            Q8_1 => Q8_1,
-            Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => Q8_K,
-        }
+    pub const fn vec_dot_type(self) -> GgmlType {
+        TRAITS[self.index()].4
     }
 }
 

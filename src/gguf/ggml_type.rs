@@ -126,4 +126,23 @@ mod tests {
         assert_eq!(GgmlType::Q4_K.bytes_for(4096), Some(16 * 144));
         assert_eq!(GgmlType::Q4_K.bytes_for(100), None);
     }
+
+    /// The kernels' list of the types they compute (ids, block sizes, bytes per block) agrees
+    /// with this reader's table of every ggml type; the types the kernels lack are the ones the
+    /// forward pass rejects.
+    #[test]
+    fn kernels_type_table_agrees() {
+        use wasm_chord_kernels::GgmlType as K;
+        for k in K::ALL {
+            let r = GgmlType::from_id(k.id()).unwrap_or_else(|| panic!("kernel type {k:?} (id {}) unknown to the reader", k.id()));
+            assert_eq!(r.name(), format!("{k:?}"), "id {}", k.id());
+            assert_eq!(r.block_size(), k.block_size() as u64, "{k:?} block size");
+            assert_eq!(r.type_size(), k.type_size() as u64, "{k:?} bytes per block");
+            assert_eq!(K::from_id(k.id()), Some(k));
+        }
+        let computed: Vec<u32> = K::ALL.iter().map(|k| k.id()).collect();
+        for r in GgmlType::all() {
+            assert_eq!(K::from_id(r.id()).is_some(), computed.contains(&r.id()), "{r}");
+        }
+    }
 }
