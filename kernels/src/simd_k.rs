@@ -21,18 +21,18 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, ld, madd, nibbles, q8k_d};
+use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d};
 use crate::simd_act::fma1;
 use crate::types::{GgmlType, off};
 
 /// Bytes of a Q8_K block.
-pub(crate) const Q8K_BYTES: usize = 292;
+pub(crate) const Q8K_BYTES: usize = GgmlType::Q8_K.type_size();
 /// Bytes of a Q4_K block.
-const Q4K_BYTES: usize = 144;
+const Q4K_BYTES: usize = GgmlType::Q4_K.type_size();
 /// Bytes of a Q5_K block.
-const Q5K_BYTES: usize = 176;
+const Q5K_BYTES: usize = GgmlType::Q5_K.type_size();
 /// Bytes of a Q6_K block.
-const Q6K_BYTES: usize = 210;
+const Q6K_BYTES: usize = GgmlType::Q6_K.type_size();
 // Q4_K's and Q5_K's `d` and `dmin` are read as the halves at bytes 0 and 2.
 const _: () = assert!(off::Q4K_DMIN == 2 && off::Q5K_DMIN == 2);
 
@@ -69,13 +69,6 @@ fn pairs_u7(a: v128, q: v128) -> v128 {
 fn lane16(v: v128, k: usize) -> v128 {
     let b = 2 * k as u16;
     i8x16_swizzle(v, u16x8_splat(b | ((b + 1) << 8)))
-}
-
-/// Keeps the loads that follow after the code before: LLVM otherwise hoists all the loads of an
-/// unrolled block to its start, and Wasmtime, which keeps wasm's order, then spills them.
-#[inline(always)]
-fn load_fence() {
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Bytes of `u` (8 of them) as 8 u16 lanes.
@@ -144,7 +137,6 @@ unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v128) {
 /// A Q4_K block at `bw` of `w`, a Q8_K block at `ba` of `a`.
 #[inline(always)]
 unsafe fn q4_k_chunk(w: &[u8], bw: usize, a: &[u8], ba: usize, j: usize, sc16: v128) -> v128 {
-    load_fence();
     let (qo, e) = (off::Q4K_QS + 32 * j, off::Q8K_QS + 64 * j);
     // SAFETY: 32 qs bytes of chunk j; 64 activation quants of chunk j.
     let (q0, q1, y0, y1, y2, y3) = unsafe {
