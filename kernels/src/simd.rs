@@ -49,7 +49,7 @@ unsafe fn rd16(s: &[u8], i: usize) -> u16 {
 /// # Safety
 /// `i + 4 <= s.len()` (debug-checked).
 #[inline(always)]
-unsafe fn rd32(s: &[u8], i: usize) -> u32 {
+pub(crate) unsafe fn rd32(s: &[u8], i: usize) -> u32 {
     debug_assert!(i + 4 <= s.len());
     // SAFETY: the caller guarantees 4 readable bytes at `i`; read_unaligned needs no alignment.
     u32::from_le(unsafe { core::ptr::read_unaligned(s.as_ptr().add(i) as *const u32) })

@@ -21,7 +21,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d};
+use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d, rd32};
 use crate::simd_act::fma1;
 use crate::types::{GgmlType, off};
 
@@ -203,17 +203,6 @@ unsafe fn ldo(s: &[u8], base: usize, off: usize) -> v128 {
     debug_assert!(base + off + 16 <= s.len());
     // SAFETY: the caller guarantees 16 readable bytes there; v128_load has no alignment needs.
     unsafe { v128_load(s.as_ptr().add(base).add(off) as *const v128) }
-}
-
-/// Little-endian u32 at byte `i` of `s`.
-///
-/// # Safety
-/// `i + 4 <= s.len()`.
-#[inline(always)]
-unsafe fn rd32(s: &[u8], i: usize) -> u32 {
-    debug_assert!(i + 4 <= s.len());
-    // SAFETY: 4 readable bytes at i (caller).
-    unsafe { (s.as_ptr().add(i) as *const u32).read_unaligned() }
 }
 
 /// i16 lanes `(k, k, k+1, k+1, k+2, k+2, k+3, k+3)` of `v` (`k` a constant after unrolling).

@@ -280,22 +280,18 @@ const TRAITS: [(GgmlType, u32, usize, usize, GgmlType); 15] = {
     ]
 };
 
-// The table holds each type once, at the index of its declaration order (checked at compile time).
-const _: () = {
-    let mut i = 0;
-    while i < TRAITS.len() {
-        assert!(TRAITS[i].0.index() == i);
-        assert!(TRAITS[i].0 as u32 == TRAITS[i].1); // the discriminant is the GGUF id
-        i += 1;
-    }
-};
+// Evaluates [`GgmlType::ALL`] at compile time, and with it the checks of the table.
+const _: [GgmlType; 15] = GgmlType::ALL;
 
 impl GgmlType {
-    /// Every type of this crate, in [`TRAITS`] order.
+    /// Every type of this crate, in [`TRAITS`] order. Building it checks the table: each type
+    /// once, at the index of its declaration order, its discriminant equal to its GGUF id.
     pub const ALL: [GgmlType; 15] = {
         let mut all = [GgmlType::F32; 15];
         let mut i = 0;
         while i < 15 {
+            assert!(TRAITS[i].0.index() == i);
+            assert!(TRAITS[i].0 as u32 == TRAITS[i].1);
             all[i] = TRAITS[i].0;
             i += 1;
         }
