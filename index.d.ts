@@ -300,6 +300,14 @@ export interface LoadOptions {
   contextLength?: number
   /** Threads for generation (validated; generation runs on one thread of the addon's own today). */
   threads?: number
+  /**
+   * The thread count of the llama.cpp run whose output generation reproduces bit for bit.
+   * llama.cpp's CPU flash attention splits a generated token's attention into one chunk per
+   * thread once 512+ cache cells are in view, which changes the last bits of the result (and
+   * so, sometimes, a token); wasm-chord mirrors that split whatever its own thread count.
+   * Default: node-llama-cpp's default for a CPU context, max(4, physical cores).
+   */
+  referenceThreads?: number
   /** Called with the load progress, 0..1. */
   onLoadProgress?: (progress: number) => void
   /** Aborts the load (rejects with `ERR_ABORTED`). */

@@ -1,7 +1,9 @@
 // Conformance with llama.cpp: the referee is node-llama-cpp@3.21.1 (pinned dev dependency, CPU
 // prebuilt binaries) running the same GGUF files in the same process. For each real model:
-// tokenizer ids on a varied corpus (must be identical), and greedy 32-token continuations of 8
-// prompts, in WHOLE mode and in Memory64 mode with a layer cache smaller than the layer count.
+// tokenizer ids on a varied corpus (must be identical), greedy 32-token continuations of 8
+// prompts, in WHOLE mode and in Memory64 mode with a layer cache smaller than the layer count,
+// and of prompts of about 100, 300 and 800 tokens against llama.cpp at its default context
+// settings.
 //
 // Every continuation must be token-identical to llama.cpp's: the kernels follow the float order
 // of llama.cpp's x86 CPU build (8-lane fused block sums, the repacked Q4_K kernels, flash
@@ -30,6 +32,8 @@ const PROMPTS = [
   '1, 1, 2, 3, 5, 8, 13,',
 ]
 const N = 32
+/** Lengths of the long prompts (tokens of the tokenizer corpus, from its start). */
+const LONG = [100, 300, 800]
 const HOST_AVX512 = process.arch === 'x64' && fs.existsSync('/proc/cpuinfo') && /\bavx512f\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'))
 const STRICT = HOST_AVX512 && process.env.WASM_CHORD_LENIENT_CONFORMANCE !== '1'
 const results = {}
@@ -134,5 +138,45 @@ for (const spec of MODELS) {
         }
       }, 600_000)
     }
+
+    // Prompts of about 100, 300 and 800 tokens against llama.cpp with its default context
+    // settings (node-llama-cpp's `createContext()`: ubatches of 512 tokens, 4+ threads, flash
+    // attention): the paths llama.cpp takes only for long inputs — tiled attention for ubatches
+    // of 64+ tokens, attention split over its threads once 512+ cache cells are in view.
+    it('long prompts (~100, 300, 800 tokens) vs llama.cpp at its default context settings, both modes', async () => {
+      const all = Array.from(ref.tokenize(corpus.join('\n\n'), false))
+      const prompts = LONG.map((n) => all.slice(0, n))
+      const expected = []
+      for (const ids of prompts) {
+        const ctx = await ref.createContext()
+        try {
+          const out = []
+          for await (const t of ctx.getSequence().evaluate(ids, { temperature: 0 })) {
+            if (ref.isEogToken(t)) break
+            out.push(t)
+            if (out.length >= N) break
+          }
+          expected.push(out)
+        } finally {
+          await ctx.dispose()
+        }
+      }
+      for (const opts of [{ memory64: 'never' }, { memory64: 'always', cacheLayers: 4 }]) {
+        const m = await Model.load(file, opts)
+        try {
+          const agreement = []
+          for (const [i, ids] of prompts.entries()) {
+            const got = (await m.generate(ids, { maxTokens: N })).tokens
+            const same = prefix(got, expected[i])
+            agreement.push(same === expected[i].length && got.length === same ? 'all' : same)
+            expect(got[0], `first token, ${ids.length}-token prompt`).toBe(expected[i][0])
+            if (STRICT) expect(got, `${ids.length}-token prompt (${opts.memory64})`).toEqual(expected[i])
+          }
+          console.log(`[conformance] ${spec.file} ${m.info.mode}, long prompts ${LONG.join('/')}: tokens identical (of ${N}): ${agreement.join(' ')}`)
+        } finally {
+          await m.dispose()
+        }
+      }
+    }, 1_200_000)
   })
 }

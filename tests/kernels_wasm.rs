@@ -62,6 +62,7 @@ struct Guest {
     matvec: TypedFunc<(i32, i32, i32, i32, i32, i32, i32), i32>,
     tile: TypedFunc<(i32, i32, i32, i32, i32, i32, i32, i32), i32>,
     act: TypedFunc<(i32, i32, i32, i32, f32, i32), f32>,
+    fa_tile: TypedFunc<(i32, i32, i32, i32, i32, i32, f32, i32, i32), i32>,
 }
 
 impl Guest {
@@ -90,6 +91,7 @@ impl Guest {
             .get_typed_func(&mut store, "wc_kernel_act")
             .expect("wc_kernel_act");
         let tile = instance.get_typed_func(&mut store, "wc_kernel_tile").expect("wc_kernel_tile");
+        let fa_tile = instance.get_typed_func(&mut store, "wc_kernel_fa_tile").expect("wc_kernel_fa_tile");
         Self {
             store,
             memory,
@@ -100,6 +102,7 @@ impl Guest {
             matvec,
             tile,
             act,
+            fa_tile,
         }
     }
 
@@ -718,6 +721,68 @@ fn simd_act_kernels_match_reference() {
     g.act.call(&mut g.store, (3, 4096, a1, up_p, 0.0, 1)).unwrap();
     g.act.call(&mut g.store, (3, 4096, a0, up_p, 0.0, 0)).unwrap();
     assert_eq!(bits(&bytes_f32(&g.get(a1, 4 * 4096))), bits(&bytes_f32(&g.get(a0, 4 * 4096))));
+}
+
+/// The tiled flash-attention step (`wasm_chord_kernels::fa_tile`): the guest's SIMD path equals
+/// the scalar reference bit for bit (on FMA hosts) over a run of tiles — from the fresh state,
+/// with maxima that grow and that hold, partial and single-position ranges, empty ranges, head
+/// sizes with and without a scalar tail — and the result is the softmax-weighted value sum.
+#[test]
+fn simd_fa_tile_matches_reference() {
+    if !host_has_fma() {
+        eprintln!("skipping bit-exact comparison: no FMA on this host");
+        return;
+    }
+    const KV: usize = wasm_chord_kernels::FA_TILE_KV;
+    let mut g = Guest::new();
+    let mut rng = Rng(0xFA71);
+    for hd in [64usize, 128, 256, 36, 6] {
+        for scale in [0.125f32, 1.0, 8.0] {
+            let q: Vec<f32> = (0..hd).map(|_| rng.f32() * scale).collect();
+            let qp = g.put(&f32_bytes(&q));
+            // [m, s, acc] for the fast path and for the reference, from the fresh state.
+            let mut fresh = vec![0f32; hd + 2];
+            fresh[0] = f32::NEG_INFINITY;
+            let (sf, sr) = (g.put(&f32_bytes(&fresh)), g.put(&f32_bytes(&fresh)));
+            let mut all_scores = Vec::new();
+            let mut all_values: Vec<Vec<f32>> = Vec::new();
+            for (tile, (a, b)) in [(0usize, 64usize), (3, 17), (0, 1), (5, 5), (60, 64), (17, 50), (0, 64)].into_iter().enumerate() {
+                // Later tiles have larger keys, so the running maximum grows in some and holds in others.
+                let grow = 1.0 + tile as f32 * 0.3;
+                let kt: Vec<f32> = (0..hd * KV).map(|_| rng.f32() * grow).collect();
+                let vt: Vec<f32> = (0..hd * KV).map(|_| rng.f32() * 3.0).collect();
+                let (kp, vp) = (g.put(&f32_bytes(&kt)), g.put(&f32_bytes(&vt)));
+                for (st, simd) in [(sf, 1), (sr, 0)] {
+                    let r = g.fa_tile.call(&mut g.store, (hd as i32, qp, kp, vp, a as i32, b as i32, 0.7, st, simd)).unwrap();
+                    assert_eq!(r, 0);
+                }
+                let (fast, slow) = (bytes_f32(&g.get(sf, 4 * (hd + 2))), bytes_f32(&g.get(sr, 4 * (hd + 2))));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "hd={hd} scale={scale} tile {tile} ({a}..{b})");
+                for j in a..b {
+                    all_scores.push(f64::from((0..hd).map(|d| kt[d * KV + j] * q[d]).sum::<f32>() * 0.7));
+                    all_values.push((0..hd).map(|d| vt[j * hd + d]).collect());
+                }
+            }
+            // acc / s is the softmax-weighted sum of the values (to float accuracy).
+            let st = bytes_f32(&g.get(sf, 4 * (hd + 2)));
+            let mx = all_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = all_scores.iter().map(|s| (s - mx).exp()).collect();
+            let total: f64 = w.iter().sum();
+            assert!((f64::from(st[1]) - total).abs() <= 1e-4 * total, "hd={hd}: sum {} vs {total}", st[1]);
+            for d in 0..hd {
+                let want: f64 = w.iter().zip(&all_values).map(|(w, v)| w * f64::from(v[d])).sum::<f64>() / total;
+                let got = f64::from(st[2 + d]) / f64::from(st[1]);
+                assert!((got - want).abs() <= 1e-3 * (1.0 + want.abs()), "hd={hd} d={d}: {got} vs {want}");
+            }
+        }
+    }
+    // Bad input is refused, not trapped.
+    let p = g.put(&[0u8; 4 * 64 * 64]);
+    for (hd, a, b) in [(0, 0, 1), (64, 5, 4), (64, 0, 65), (513, 0, 1), (-1, 0, 1)] {
+        assert!(g.fa_tile.call(&mut g.store, (hd, p, p, p, a, b, 1.0, p, 1)).unwrap() < 0);
+    }
+    assert!(g.fa_tile.call(&mut g.store, (64, 0, p, p, 0, 1, 1.0, p, 1)).unwrap() < 0);
 }
 
 /// Mat-vec throughput of the SIMD kernels in the guest (GB/s of weights). Informational:

@@ -55,10 +55,12 @@ pub mod export {
     /// (after `wc_init`), validates it against the directory and allocates the KV cache and scratch
     /// buffers for `n_ctx` positions and batches of up to `n_batch` tokens.
     pub const MODEL_INIT: &str = "wc_model_init";
-    /// `wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32) -> i32 status`: runs the forward pass on
-    /// `n_tokens` (≤ `n_batch`) token ids (u32) at positions `pos..pos+n_tokens`, writing their keys
-    /// and values into the KV cache (positions ≥ `pos` are overwritten/forgotten), and the logits of
-    /// the last token into the logits buffer.
+    /// `wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32, ubatch: i32) -> i32 status`: runs the
+    /// forward pass on `n_tokens` (≤ `n_batch`) token ids (u32) at positions `pos..pos+n_tokens`,
+    /// writing their keys and values into the KV cache (positions ≥ `pos` are
+    /// overwritten/forgotten), and the logits of the last token into the logits buffer. `ubatch`
+    /// (≥ `n_tokens`): the size of the llama.cpp ubatch these tokens would be evaluated in, which
+    /// picks the attention path whose rounding the guest mirrors (1 for a generated token).
     pub const EVAL: &str = "wc_eval";
     /// `wc_logits() -> i32 ptr`: where the `n_vocab` f32 logits of the last evaluated token live
     /// (0 before `wc_model_init`).
@@ -215,8 +217,15 @@ pub struct ModelConfig {
     pub output: i32,
     /// Feed-forward activation: 0 = SiLU (SwiGLU), 1 = GELU (tanh approximation, GeGLU).
     pub ffn_gelu: u32,
+    /// Thread count of the llama.cpp run whose rounding the attention of a single-token ubatch
+    /// mirrors once 512+ cache cells are in view (llama.cpp then splits it into one chunk per
+    /// thread); ≥ 1.
+    pub ref_threads: u32,
+    /// llama.cpp's ubatch size (`n_ubatch`), which sizes its sliding-window cache
+    /// (n_swa + n_ubatch cells, padded to 256).
+    pub ref_n_ubatch: u32,
 }
-const _: () = assert!(core::mem::size_of::<ModelConfig>() == 96);
+const _: () = assert!(core::mem::size_of::<ModelConfig>() == 104);
 
 /// How many RoPE tables follow a [`ModelConfig`]: 2 when sliding-window layers use their own
 /// base frequency, else 1.

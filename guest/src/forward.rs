@@ -6,20 +6,21 @@ use wasm_chord_abi::{arch, rope_type, status};
 use crate::bridge;
 use crate::taps::tap;
 use crate::model::{LayerSpec, Model, Scratch, Tensor};
-use crate::ops::{add_bias, attend, geglu, matmul, matmul_rows, quantize_rows, rms_norm, rms_norm_f32w, rms_norm_in_place, rope, swiglu};
-use wasm_chord_kernels::{dequantize_row, unpack_rows};
+use crate::ops::{TiledAttention, add_bias, attend, attend_split, attend_tiled, geglu, kv_cells_in_view, matmul, matmul_rows, quantize_rows, rms_norm, rms_norm_f32w, rms_norm_in_place, rope, swiglu};
+use wasm_chord_kernels::{FA_TILE_Q, dequantize_row, unpack_rows};
 
-/// Runs `tokens` at positions `pos..pos + n` and leaves the last token's logits in `m.logits`.
-pub fn eval(m: &mut Model, tokens: &[u32], pos: usize) -> Result<(), i32> {
+/// Runs `tokens` at positions `pos..pos + n`, part of a llama.cpp ubatch of `ubatch` tokens,
+/// and leaves the last token's logits in `m.logits`.
+pub fn eval(m: &mut Model, tokens: &[u32], pos: usize, ubatch: usize) -> Result<(), i32> {
     let (n, c) = (tokens.len(), m.cfg);
-    if n == 0 || n > c.n_batch as usize || pos + n > c.n_ctx as usize || tokens.iter().any(|&t| t >= c.n_vocab) {
+    if n == 0 || n > c.n_batch as usize || pos + n > c.n_ctx as usize || ubatch < n || tokens.iter().any(|&t| t >= c.n_vocab) {
         return Err(status::ERR_BAD_REQUEST);
     }
     embed(m, tokens)?; // x: (n, n_embd)
     for il in 0..m.layers.len() {
         let l = m.layers[il];
         let base = layer_base(m, &l, il)?;
-        attention_block(m, &l, base, il, pos, n);
+        attention_block(m, &l, base, il, pos, n, ubatch);
         ffn_block(m, &l, base, il, n);
     }
     let e = c.n_embd as usize;
@@ -75,13 +76,13 @@ fn embed(m: &mut Model, tokens: &[u32]) -> Result<(), i32> {
 }
 
 /// x += wo · attention(norm(x)); gemma3 adds QK-norm and a post-attention norm.
-fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: usize, n: usize) {
+fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: usize, n: usize, ubatch: usize) {
     let c = m.cfg;
     let (e, hd) = (c.n_embd as usize, c.head_dim as usize);
     let (nq, nkv) = (c.n_head as usize * hd, c.n_head_kv as usize * hd);
     let per = m.kv_cache.len() / (2 * m.layers.len());
     let (kc, vc) = m.kv_cache[2 * il * per..2 * (il + 1) * per].split_at_mut(per);
-    let Scratch { x, xb, q, k, v, att, qact, acc, .. } = &mut m.scratch;
+    let Scratch { x, xb, q, k, v, att, qact, acc, kv_tile, fa_state, .. } = &mut m.scratch;
     let (x, xb) = (&mut x[..n * e], &mut xb[..n * e]);
     tap(il, "inp", x);
     for t in 0..n {
@@ -119,15 +120,34 @@ fn attention_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, pos: us
     tap(il, "Qrope", q);
     tap(il, "Krope", k);
     store_kv(kc, vc, k, v, pos, nkv);
+    // llama.cpp's CPU flash attention (ggml-cpu ops.cpp) takes one of three paths, each rounding
+    // differently: tiled for ubatches of FA_TILE_Q+ tokens (value width a multiple of 16), split
+    // over its threads for a single token with 512+ cells in view, else one chunk per row.
     let group = (c.n_head / c.n_head_kv) as usize;
     let att = &mut att[..n * nq];
-    for t in 0..n {
-        let p = pos + t;
-        let start = if swa { (p + 1).saturating_sub(c.n_swa as usize) } else { 0 };
-        for h in 0..c.n_head as usize {
-            let qh = &q[t * nq + h * hd..t * nq + (h + 1) * hd];
-            let out = &mut att[t * nq + h * hd..t * nq + (h + 1) * hd];
-            attend(qh, kc, vc, nkv, (h / group) * hd, start, p, c.kq_scale, acc, out);
+    let window = swa.then_some(c.n_swa as usize);
+    if ubatch >= FA_TILE_Q && hd % 16 == 0 {
+        let a = TiledAttention { k: kc, v: vc, kv_stride: nkv, head_dim: hd, n_head: c.n_head as usize, group, pos, window, kq_scale: c.kq_scale };
+        attend_tiled(&a, q, n, kv_tile, fa_state, att);
+    } else {
+        // Cells of llama.cpp's cache: the context (padded to 256); its sliding-window cache
+        // holds n_swa + n_ubatch.
+        let ctx_cells = (c.n_ctx as usize).next_multiple_of(256);
+        let cells = if swa { ctx_cells.min(c.n_swa as usize + c.ref_n_ubatch as usize).next_multiple_of(256) } else { ctx_cells };
+        for t in 0..n {
+            let p = pos + t;
+            let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
+            let n_kv = kv_cells_in_view(p, cells);
+            for h in 0..c.n_head as usize {
+                let qh = &q[t * nq + h * hd..t * nq + (h + 1) * hd];
+                let out = &mut att[t * nq + h * hd..t * nq + (h + 1) * hd];
+                let off = (h / group) * hd;
+                if ubatch == 1 && n_kv >= 512 {
+                    attend_split(qh, kc, vc, nkv, off, start, p, c.kq_scale, n_kv, c.ref_threads as usize, acc, out);
+                } else {
+                    attend(qh, kc, vc, nkv, off, start, p, c.kq_scale, acc, out);
+                }
+            }
         }
     }
     tap(il, "kqv_out", att);

@@ -270,3 +270,32 @@ pub extern "C" fn wc_kernel_act(op: i32, n: i32, a_ptr: i32, b_ptr: i32, s: f32,
         _ => f32::NAN,
     }
 }
+
+/// One KV tile of the tiled flash attention for one query row (`wasm_chord_kernels::fa_tile`,
+/// `simd` = 1, or `fa_tile_ref`, 0): `q_ptr` head_dim f32; `kt_ptr` (head_dim, FA_TILE_KV) f32;
+/// `vt_ptr` (FA_TILE_KV, head_dim) f32; positions `a..b` attended; `state_ptr` holds
+/// [m, s, acc (head_dim)] f32, updated in place. Returns 0, or a negative status on bad input.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // reason: a test entry point mirroring the kernel's operands.
+pub extern "C" fn wc_kernel_fa_tile(hd: i32, q_ptr: i32, kt_ptr: i32, vt_ptr: i32, a: i32, b: i32, kq_scale: f32, state_ptr: i32, simd: i32) -> i32 {
+    use wasm_chord_kernels::{FA_TILE_KV, fa_tile, fa_tile_ref};
+    let (Ok(hd), Ok(a), Ok(b)) = (usize::try_from(hd), usize::try_from(a), usize::try_from(b)) else {
+        return ERR_BAD_TYPE;
+    };
+    if hd == 0 || hd > 512 || a > b || b > FA_TILE_KV {
+        return ERR_BAD_TYPE;
+    }
+    let (Some(q), Some(kt), Some(vt), Some(st)) = (floats(q_ptr, hd), floats(kt_ptr, hd * FA_TILE_KV), floats(vt_ptr, hd * FA_TILE_KV), floats_mut(state_ptr, hd + 2)) else {
+        return ERR_BAD_POINTER;
+    };
+    let (ms, acc) = st.split_at_mut(2);
+    let (mut m, mut s) = (ms[0], ms[1]);
+    if simd != 0 {
+        fa_tile(q, kt, vt, a, b, kq_scale, &mut m, &mut s, acc);
+    } else {
+        fa_tile_ref(q, kt, vt, a, b, kq_scale, &mut m, &mut s, acc);
+    }
+    ms[0] = m;
+    ms[1] = s;
+    OK
+}

@@ -143,16 +143,18 @@ pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     }
 }
 
-/// Runs the forward pass on `n_tokens` u32 token ids at `tokens_ptr`, at positions `pos..`.
+/// Runs the forward pass on `n_tokens` u32 token ids at `tokens_ptr`, at positions `pos..`, as
+/// part of a llama.cpp ubatch of `ubatch` tokens (see `wasm_chord_abi::exports::EVAL`).
 #[unsafe(no_mangle)]
-pub extern "C" fn wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32) -> i32 {
+pub extern "C" fn wc_eval(tokens_ptr: i32, n_tokens: i32, pos: i32, ubatch: i32) -> i32 {
     let Ok(n) = usize::try_from(n_tokens) else { return status::ERR_BAD_REQUEST };
     let Ok(pos) = usize::try_from(pos) else { return status::ERR_BAD_REQUEST };
+    let Ok(ubatch) = usize::try_from(ubatch) else { return status::ERR_BAD_REQUEST };
     let Some(bytes) = guest_bytes(tokens_ptr, (n * 4) as i32) else { return status::ERR_BAD_POINTER };
     let tokens: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let Ok(mut slot) = MODEL.lock() else { return status::ERR_BAD_REQUEST };
     let Some(m) = slot.as_mut() else { return status::ERR_BAD_REQUEST };
-    match forward::eval(m, &tokens, pos) {
+    match forward::eval(m, &tokens, pos, ubatch) {
         Ok(()) => status::OK,
         Err(e) => e,
     }

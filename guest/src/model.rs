@@ -124,6 +124,11 @@ pub struct Scratch {
     pub qact: Vec<u8>,
     /// Attention value accumulator of one head (head_dim).
     pub acc: Vec<f32>,
+    /// One KV tile of the tiled attention as f32: keys transposed (head_dim, FA_TILE_KV), then
+    /// values (FA_TILE_KV, head_dim).
+    pub kv_tile: Vec<f32>,
+    /// Running maxima, then running sums, of the tiled attention (2, n, n_head).
+    pub fa_state: Vec<f32>,
     /// Streamed output-head rows (Memory64 mode).
     pub chunk: Vec<u8>,
 }
@@ -225,7 +230,8 @@ fn check_config(c: &ModelConfig) -> Result<(), i32> {
         && c.n_ff > 0
         && c.n_vocab > 0
         && c.n_ctx > 0
-        && c.n_batch > 0;
+        && c.n_batch > 0
+        && c.ref_threads > 0;
     if known && sane { Ok(()) } else { Err(status::ERR_BAD_CONFIG) }
 }
 
@@ -303,6 +309,8 @@ impl Scratch {
             up: try_zeroed(n * ff)?,
             qact: try_zeroed(n * qrow)?,
             acc: try_zeroed(c.head_dim as usize)?,
+            kv_tile: try_zeroed(2 * wasm_chord_kernels::FA_TILE_KV * c.head_dim as usize)?,
+            fa_state: try_zeroed(2 * n * c.n_head as usize)?,
             chunk: try_zeroed(chunk_bytes)?,
         })
     }

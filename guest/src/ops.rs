@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{GgmlType, dot_f16, expf, f16_axpy, f16_scale, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows_packed, vec_dot_tile};
+use wasm_chord_kernels::{FA_TILE_KV, GgmlType, dot_f16, expf, f16_axpy, f16_scale, f16_to_f32, fa_tile, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows_packed, vec_dot_tile};
 
 use crate::model::Tensor;
 
@@ -127,29 +127,47 @@ pub fn rope(v: &mut [f32], cs: &[f32], n_rot: usize, neox: bool) {
 /// Rounds through f16 (what ggml does when an f32 operand meets an F16 tensor in `mul_mat`).
 pub use wasm_chord_kernels::f16_round;
 
-/// One head's causal attention for one query, as llama.cpp's CPU flash-attention kernel
-/// (`ggml_compute_forward_flash_attn_ext_f16`, what llama.cpp picks on CPU by default) computes
-/// it: q rounded to f16; for each position an f16·f16 dot scaled by `kq_scale`; an online
-/// softmax whose running value sum is kept in **f16** (rescaled by e^(M_old − M) when the max
-/// grows, then `acc += v · e^(s − M)` rounded to f16); finally acc / S in f32. The f16 pieces are
-/// the SIMD kernels of `wasm_chord_kernels::act`; e^x is glibc's `expf` method (llama.cpp calls
-/// the platform's), not Rust's `libm`, which rounds differently on ~10 % of inputs.
+/// One head's causal attention for one query, as the one-chunk path of llama.cpp's CPU
+/// flash-attention kernel (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`, what llama.cpp
+/// picks on CPU by default, for ubatches of fewer than `FA_TILE_Q` tokens) computes it: q
+/// rounded to f16; for each position an f16·f16 dot scaled by `kq_scale`; an online softmax
+/// whose running value sum is kept in **f16** (rescaled by e^(M_old − M) when the max grows,
+/// then `acc += v · e^(s − M)` rounded to f16); finally acc / S in f32. The f16 pieces are the
+/// SIMD kernels of `wasm_chord_kernels::act`; e^x is glibc's `expf` method (llama.cpp calls the
+/// platform's), not Rust's `libm`, which rounds differently on ~10 % of inputs.
 ///
 /// `k`/`v`: caches (n_ctx, kv_stride) f16 bits; this head's vectors start at `off` in each row.
 /// Positions `start..=p` are attended. `acc`: scratch of the head size.
 #[allow(clippy::too_many_arguments)] // reason: one call site; the arguments are the op's operands.
 pub fn attend(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, start: usize, p: usize, kq_scale: f32, acc: &mut [f32], out: &mut [f32]) {
-    let hd = q.len();
+    let q16 = q16(q);
+    let (_, sum) = attend_chunk(&q16[..q.len()], k, v, kv_stride, off, start, p + 1, kq_scale, acc);
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
+}
+
+/// `q` rounded to f16 (at most 512 values).
+fn q16(q: &[f32]) -> [f32; 512] {
     let mut q16 = [0f32; 512];
     for (d, &x) in q16.iter_mut().zip(q) {
         *d = f16_round(x);
     }
+    q16
+}
+
+/// The online softmax of [`attend`] over positions `lo..hi`: leaves the f16 running value sum in
+/// `acc` (head size) and returns (running max, running sum).
+#[allow(clippy::too_many_arguments)] // reason: the operands of the op.
+fn attend_chunk(q16: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, lo: usize, hi: usize, kq_scale: f32, acc: &mut [f32]) -> (f32, f32) {
+    let hd = q16.len();
     let acc = &mut acc[..hd];
     acc.fill(0.0);
     let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
-    for j in start..=p {
+    for j in lo..hi {
         let row = j * kv_stride + off;
-        let s = dot_f16(&k[row..row + hd], &q16[..hd]) * kq_scale;
+        let s = dot_f16(&k[row..row + hd], q16) * kq_scale;
         let (mut ms, mut vs) = (1f32, 1f32);
         if s > max {
             ms = expf(max - s);
@@ -161,9 +179,120 @@ pub fn attend(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, sta
         f16_axpy(acc, &v[row..row + hd], vs);
         sum = sum * ms + vs;
     }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = a * inv;
+    (max, sum)
+}
+
+/// Cache cells llama.cpp's attention has in view when position `p` is the newest
+/// (`llama_kv_cache::get_n_kv`: the used cells padded to 256, at most the cache size `cells`).
+pub fn kv_cells_in_view(p: usize, cells: usize) -> usize {
+    cells.min((p + 1).next_multiple_of(256).max(256))
+}
+
+/// [`attend`] as llama.cpp's split-KV path computes it (taken for a single-token ubatch once
+/// 512+ cells are in view): the `n_kv` cells in view are cut into `splits` chunks of
+/// ⌈n_kv / splits⌉ (llama.cpp's thread count; one chunk per thread), each run as [`attend`]'s
+/// online softmax from scratch (f16 running sum), then combined in f32 chunk by chunk
+/// (`ggml_flash_attn_ext_reduce_partials`): M = max(M, M_c), V = V·e^(M_old − M) + V_c·e^(M_c − M)
+/// and S likewise (GCC fuses the first product), chunks with S_c = 0 left out; finally V / S.
+/// `acc`: scratch of the head size; `out` also serves as the f32 accumulator.
+#[allow(clippy::too_many_arguments)] // reason: one call site; the arguments are the op's operands.
+pub fn attend_split(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usize, start: usize, p: usize, kq_scale: f32, n_kv: usize, splits: usize, acc: &mut [f32], out: &mut [f32]) {
+    let hd = q.len();
+    let q16 = q16(q);
+    let out = &mut out[..hd];
+    out.fill(0.0);
+    let chunk = n_kv.div_ceil(splits.max(1));
+    let (mut m, mut s) = (f32::NEG_INFINITY, 0f32);
+    for c in 0..splits.max(1) {
+        let (lo, hi) = ((c * chunk).max(start), ((c + 1) * chunk).min(n_kv).min(p + 1));
+        if lo >= hi {
+            continue; // nothing in view: S_c = 0
+        }
+        let (mc, sc) = attend_chunk(&q16[..hd], k, v, kv_stride, off, lo, hi, kq_scale, acc);
+        if sc == 0.0 {
+            continue;
+        }
+        let m_new = m.max(mc);
+        let (so, sn) = (expf(m - m_new), expf(mc - m_new));
+        for (o, &a) in out.iter_mut().zip(acc.iter()) {
+            *o = fma(*o, so, a * sn);
+        }
+        s = fma(s, so, sc * sn);
+        m = m_new;
+    }
+    if s != 0.0 {
+        let inv = 1.0 / s;
+        out.iter_mut().for_each(|o| *o *= inv);
+    }
+}
+
+/// The keys and values of a batch, and where a batch's attention writes: the operands of
+/// [`attend_tiled`].
+pub struct TiledAttention<'a> {
+    /// Key and value caches (n_ctx, kv_stride) as f16 bits.
+    pub k: &'a [u16],
+    pub v: &'a [u16],
+    /// Row width of the caches (n_head_kv · head_dim).
+    pub kv_stride: usize,
+    pub head_dim: usize,
+    pub n_head: usize,
+    /// Query heads per key/value head.
+    pub group: usize,
+    /// Position of the batch's first row.
+    pub pos: usize,
+    /// Sliding window (positions p − window < j ≤ p attended), if any.
+    pub window: Option<usize>,
+    pub kq_scale: f32,
+}
+
+/// The attention of a batch of `n` query rows (`q`: (n, n_head·head_dim), f32, not rounded) as
+/// llama.cpp's tiled CPU flash attention computes it (`ggml_compute_forward_flash_attn_ext_tiled`,
+/// taken for ubatches of `FA_TILE_Q`+ tokens): the cache in tiles of [`FA_TILE_KV`] cells from
+/// cell 0, each tile's keys and values converted to f32 once per key/value head and handed with
+/// every row that sees it to [`fa_tile`]; then V / S. Rows are independent in llama.cpp's tiles,
+/// so the guest's batch need not be llama.cpp's ubatch. `tile`: scratch of 2·FA_TILE_KV·head_dim;
+/// `state`: scratch of 2·n·n_head; `out`: (n, n_head·head_dim).
+pub fn attend_tiled(a: &TiledAttention, q: &[f32], n: usize, tile: &mut [f32], state: &mut [f32], out: &mut [f32]) {
+    let (hd, nq) = (a.head_dim, a.n_head * a.head_dim);
+    let (kt, vt) = tile[..2 * FA_TILE_KV * hd].split_at_mut(FA_TILE_KV * hd);
+    let (ms, ss) = state[..2 * n * a.n_head].split_at_mut(n * a.n_head);
+    ms.fill(f32::NEG_INFINITY);
+    ss.fill(0.0);
+    out[..n * nq].fill(0.0);
+    let start = |p: usize| a.window.map_or(0, |w| (p + 1).saturating_sub(w));
+    let last = a.pos + n - 1;
+    for g in 0..a.n_head / a.group {
+        let off = g * hd;
+        for lo in (start(a.pos) / FA_TILE_KV * FA_TILE_KV..=last).step_by(FA_TILE_KV) {
+            let hi = (lo + FA_TILE_KV).min(last + 1);
+            for j in lo..hi {
+                let row = j * a.kv_stride + off;
+                let (kr, vr) = (&a.k[row..row + hd], &a.v[row..row + hd]);
+                for (d, &h) in kr.iter().enumerate() {
+                    kt[d * FA_TILE_KV + (j - lo)] = f16_to_f32(h);
+                }
+                for (x, &h) in vt[(j - lo) * hd..(j - lo + 1) * hd].iter_mut().zip(vr) {
+                    *x = f16_to_f32(h);
+                }
+            }
+            for t in 0..n {
+                let p = a.pos + t;
+                let (ja, jb) = (start(p).max(lo), (p + 1).min(hi));
+                if ja >= jb {
+                    continue;
+                }
+                for h in g * a.group..(g + 1) * a.group {
+                    let i = t * a.n_head + h;
+                    let o = t * nq + h * hd;
+                    fa_tile(&q[o..o + hd], kt, vt, ja - lo, jb - lo, a.kq_scale, &mut ms[i], &mut ss[i], &mut out[o..o + hd]);
+                }
+            }
+        }
+    }
+    for (i, &s) in ss.iter().enumerate() {
+        let inv = if s == 0.0 { 0.0 } else { 1.0 / s };
+        let (t, h) = (i / a.n_head, i % a.n_head);
+        out[t * nq + h * hd..t * nq + (h + 1) * hd].iter_mut().for_each(|x| *x *= inv);
     }
 }
 

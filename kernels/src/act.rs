@@ -74,9 +74,7 @@ pub fn dot_f16_ref(k: &[u16], q: &[f32]) -> f32 {
         }
     }
     let x: [f32; 16] = core::array::from_fn(|l| (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]));
-    let w: [f32; 8] = core::array::from_fn(|l| x[l + 8] + x[l]);
-    let u: [f32; 4] = core::array::from_fn(|l| w[l + 4] + w[l]);
-    dot_f16_tail((u[0] + u[2]) + (u[1] + u[3]), &k[np..], &q[np..])
+    dot_f16_tail(reduce_add16(&x), &k[np..], &q[np..])
 }
 
 /// The f64 tail of [`dot_f16_ref`]: `sum` plus the products of the remaining elements.
@@ -249,5 +247,103 @@ mod tests {
         let q: Vec<f32> = (0..80).map(|i| f16_round((i as f32 * 0.11).cos())).collect();
         let exact: f64 = k.iter().zip(&q).map(|(&a, &b)| f64::from(f16_to_f32(a)) * f64::from(b)).sum();
         assert!((f64::from(dot_f16_ref(&k, &q)) - exact).abs() < 1e-4);
+    }
+}
+
+/// KV positions per tile of llama.cpp's tiled CPU flash attention (`GGML_FA_TILE_KV`); tiles
+/// start at cache cell 0.
+pub const FA_TILE_KV: usize = 64;
+/// Query rows per tile of the same path (`GGML_FA_TILE_Q`): llama.cpp takes the tiled path for a
+/// ubatch of at least this many tokens (and a value width that is a multiple of 16).
+pub const FA_TILE_Q: usize = 64;
+
+/// The sum of 16 lanes in the order of GCC's `_mm512_reduce_add_ps`: upper half + lower half,
+/// then quarters, then (x0 + x2) + (x1 + x3).
+pub(crate) fn reduce_add16(x: &[f32]) -> f32 {
+    let w: [f32; 8] = core::array::from_fn(|l| x[l + 8] + x[l]);
+    let u: [f32; 4] = core::array::from_fn(|l| w[l + 4] + w[l]);
+    (u[0] + u[2]) + (u[1] + u[3])
+}
+
+/// One KV tile of llama.cpp's tiled CPU flash attention (`ggml_compute_forward_flash_attn_ext_tiled`,
+/// taken for ubatches of [`FA_TILE_Q`]+ tokens) for one query row, as its AVX-512 build rounds it.
+///
+/// - `q`: (hd) the query in f32 (this path does not round it to f16).
+/// - `kt`: (hd, FA_TILE_KV) the tile's keys as f32, transposed: `kt[d * FA_TILE_KV + j]`.
+/// - `vt`: (FA_TILE_KV, hd) the tile's values as f32.
+/// - positions `a..b` of the tile are attended; the others are masked (−inf).
+/// - state: `m` running maximum, `s` running sum, `acc` (hd) running value sum in f32.
+///
+/// Each score is one fused multiply-add chain over d from 0 (`simd_gemm`'s micro-kernel), times
+/// `kq_scale`, plus the mask's +0. With the tile's maximum M' = max(m, scores): when it grows,
+/// `acc` and `s` are scaled by expf(m − M'); p_j = `ggml_v_expf`(score_j − M') and
+/// `s += Σ p_j`, the 64 values summed 16 at a time (`_mm512_reduce_add_ps`) into an f64
+/// (`ggml_vec_soft_max_f32`); then `acc[d] = fma(v_j[d], p_j, acc[d])` for j ascending (masked
+/// positions add 0·v, which changes nothing, and are skipped).
+#[allow(clippy::too_many_arguments)] // reason: the operands of one step of the op.
+pub fn fa_tile_ref(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_scale: f32, m: &mut f32, s: &mut f32, acc: &mut [f32]) {
+    let hd = q.len();
+    let mut kq = [f32::NEG_INFINITY; FA_TILE_KV];
+    for (j, x) in kq.iter_mut().enumerate().take(b).skip(a) {
+        let mut d_acc = 0f32;
+        for (d, &qd) in q.iter().enumerate() {
+            d_acc = fma(kt[d * FA_TILE_KV + j], qd, d_acc);
+        }
+        *x = d_acc * kq_scale + 0.0;
+    }
+    fa_softmax_values_ref(&mut kq, vt, hd, a, b, m, s, acc);
+}
+
+/// The part of [`fa_tile_ref`] after the scores (shared with the SIMD twin): the online softmax
+/// over the tile's scores `kq` (−inf where masked) and the value accumulation.
+#[allow(clippy::too_many_arguments)] // reason: the operands of one step of the op.
+pub(crate) fn fa_softmax_values_ref(kq: &mut [f32; FA_TILE_KV], vt: &[f32], hd: usize, a: usize, b: usize, m: &mut f32, s: &mut f32, acc: &mut [f32]) {
+    let Some(ms) = fa_tile_max(kq, m, s) else { return };
+    for x in acc[..hd].iter_mut() {
+        *x *= ms;
+    }
+    let mut sum = 0f64;
+    for c in kq.chunks_exact_mut(16) {
+        for x in c.iter_mut() {
+            *x = v_expf_ref(*x - *m);
+        }
+        sum += f64::from(reduce_add16(c));
+    }
+    *s = (f64::from(*s) + sum) as f32;
+    for j in a..b {
+        let p = kq[j];
+        for (x, &v) in acc[..hd].iter_mut().zip(&vt[j * hd..(j + 1) * hd]) {
+            *x = fma(v, p, *x);
+        }
+    }
+}
+
+/// The tile maximum step of [`fa_tile_ref`]: `None` when every score is −inf (the row skips the
+/// tile); else updates `m` and `s` and returns the factor for `acc` (1 when the maximum held).
+pub(crate) fn fa_tile_max(kq: &[f32; FA_TILE_KV], m: &mut f32, s: &mut f32) -> Option<f32> {
+    let tile_max = kq.iter().fold(f32::NEG_INFINITY, |mx, &x| if mx > x { mx } else { x });
+    if tile_max == f32::NEG_INFINITY {
+        return None;
+    }
+    let m_new = m.max(tile_max);
+    let mut ms = 1.0;
+    if m_new > *m {
+        ms = expf(*m - m_new);
+        *s *= ms;
+    }
+    *m = m_new;
+    Some(ms)
+}
+
+/// [`fa_tile_ref`], fast path.
+#[allow(clippy::too_many_arguments)] // reason: the operands of one step of the op.
+pub fn fa_tile(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_scale: f32, m: &mut f32, s: &mut f32, acc: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        crate::simd_act::fa_tile(q, kt, vt, a, b, kq_scale, m, s, acc)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        fa_tile_ref(q, kt, vt, a, b, kq_scale, m, s, acc)
     }
 }

@@ -155,3 +155,94 @@ pub(crate) fn swiglu_v(gate: &mut [f32], up: &[f32]) {
         *g = *g / (1.0 + crate::act::v_expf_ref(-*g)) * u;
     }
 }
+
+/// [`crate::act::fa_tile_ref`]: the scores four positions to a vector (lanes = positions of
+/// the transposed key tile), each lane one fused chain over d as in the reference; the values
+/// accumulated eight vectors of `acc` at a time.
+#[allow(clippy::too_many_arguments)] // reason: the operands of one step of the op.
+pub(crate) fn fa_tile(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_scale: f32, m: &mut f32, s: &mut f32, acc: &mut [f32]) {
+    use crate::act::{FA_TILE_KV, fa_tile_max};
+    let hd = q.len();
+    let b = b.min(FA_TILE_KV);
+    if a >= b || kt.len() < hd * FA_TILE_KV || vt.len() < b * hd || acc.len() < hd {
+        return crate::act::fa_tile_ref(q, kt, vt, a, b, kq_scale, m, s, acc);
+    }
+    let mut kq = [f32::NEG_INFINITY; FA_TILE_KV];
+    // Groups of 4 positions covering a..b, at most 8 accumulators live at once.
+    let (g0, g1) = (a / 4, b.div_ceil(4));
+    let mut g = g0;
+    while g < g1 {
+        let ng = (g1 - g).min(8);
+        let mut sc = [f32x4_splat(0.0); 8];
+        for (d, &qd) in q.iter().enumerate() {
+            let qv = f32x4_splat(qd);
+            let row = d * FA_TILE_KV + 4 * g;
+            for (k, x) in sc.iter_mut().enumerate().take(ng) {
+                // SAFETY: row + 4k + 4 <= d·64 + 4·g1 <= hd·64 <= kt.len().
+                *x = madd(unsafe { ld_f4(kt, row + 4 * k) }, qv, *x);
+            }
+        }
+        for (k, x) in sc.iter().enumerate().take(ng) {
+            let v = f32x4_add(f32x4_mul(*x, f32x4_splat(kq_scale)), f32x4_splat(0.0));
+            // SAFETY: 4(g + k) + 4 <= 4·g1 <= 64.
+            unsafe { st_f4(&mut kq, 4 * (g + k), v) };
+        }
+        g += ng;
+    }
+    // The lanes of the edge groups outside a..b are masked.
+    kq[4 * g0..a].fill(f32::NEG_INFINITY);
+    kq[b..4 * g1].fill(f32::NEG_INFINITY);
+    let Some(ms) = fa_tile_max(&kq, m, s) else { return };
+    let msv = f32x4_splat(ms);
+    let hd4 = hd / 4 * 4;
+    let mut i = 0;
+    while i < hd4 {
+        // SAFETY: i + 4 <= hd4 <= acc.len().
+        unsafe { st_f4(acc, i, f32x4_mul(ld_f4(acc, i), msv)) };
+        i += 4;
+    }
+    for x in &mut acc[hd4..hd] {
+        *x *= ms;
+    }
+    let mv = f32x4_splat(*m);
+    let mut sum = 0f64;
+    for c in (a / 16)..b.div_ceil(16) {
+        let mut e = [f32x4_splat(0.0); 4];
+        for (k, x) in e.iter_mut().enumerate() {
+            // SAFETY: 16c + 4k + 4 <= 64.
+            unsafe {
+                *x = v_expf4(f32x4_sub(ld_f4(&kq, 16 * c + 4 * k), mv));
+                st_f4(&mut kq, 16 * c + 4 * k, *x);
+            }
+        }
+        // _mm512_reduce_add_ps: lanes l+8 and l, then l+4 and l, then (0+2)+(1+3).
+        sum += f64::from(hsum_f32(f32x4_add(f32x4_add(e[3], e[1]), f32x4_add(e[2], e[0]))));
+    }
+    *s = (f64::from(*s) + sum) as f32;
+    let mut d0 = 0;
+    while d0 < hd4 {
+        let nv = ((hd4 - d0) / 4).min(8);
+        let mut av = [f32x4_splat(0.0); 8];
+        for (k, x) in av.iter_mut().enumerate().take(nv) {
+            // SAFETY: d0 + 4k + 4 <= hd4.
+            *x = unsafe { ld_f4(acc, d0 + 4 * k) };
+        }
+        for (j, &p) in kq.iter().enumerate().take(b).skip(a) {
+            let pv = f32x4_splat(p);
+            for (k, x) in av.iter_mut().enumerate().take(nv) {
+                // SAFETY: j·hd + d0 + 4k + 4 <= (j + 1)·hd <= b·hd <= vt.len().
+                *x = madd(unsafe { ld_f4(vt, j * hd + d0 + 4 * k) }, pv, *x);
+            }
+        }
+        for (k, x) in av.iter().enumerate().take(nv) {
+            // SAFETY: as the loads.
+            unsafe { st_f4(acc, d0 + 4 * k, *x) };
+        }
+        d0 += 4 * nv;
+    }
+    for d in hd4..hd {
+        for j in a..b {
+            acc[d] = fma1(vt[j * hd + d], kq[j], acc[d]);
+        }
+    }
+}

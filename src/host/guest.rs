@@ -69,7 +69,7 @@ pub struct Guest {
     acquire_layer: TypedFunc<(i32, i32), i32>,
     bridge_stats: TypedFunc<i32, i32>,
     model_init: TypedFunc<(i32, i32), i32>,
-    eval: TypedFunc<(i32, i32, i32), i32>,
+    eval: TypedFunc<(i32, i32, i32, i32), i32>,
     logits: TypedFunc<(), i32>,
     scratch: u32,
     /// Guest buffer for token ids passed to `wc_eval` (n_batch u32), once the model is initialised.
@@ -178,14 +178,15 @@ impl Guest {
         Ok(())
     }
 
-    /// Runs the forward pass on `tokens` (at most n_batch) at positions `pos..`.
-    pub fn eval(&mut self, tokens: &[u32], pos: u32) -> Result<()> {
+    /// Runs the forward pass on `tokens` (at most n_batch) at positions `pos..`, part of a
+    /// llama.cpp ubatch of `ubatch` tokens (which picks the attention rounding mirrored).
+    pub fn eval(&mut self, tokens: &[u32], pos: u32, ubatch: u32) -> Result<()> {
         if tokens.is_empty() || tokens.len() > self.n_batch as usize {
             return fail(E::Internal, format!("eval of {} tokens (batch is {})", tokens.len(), self.n_batch));
         }
         let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
         self.write(self.tokens_buf, &bytes)?;
-        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32)).map_err(trap)?;
+        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch.max(tokens.len() as u32) as i32)).map_err(trap)?;
         self.check(st, "wc_eval")
     }
 

@@ -17,6 +17,29 @@ pub const DEFAULT_CONTEXT_CAP: u32 = 4096;
 /// Tokens per guest `wc_eval` call (prompt batches).
 pub const DEFAULT_BATCH: u32 = 32;
 
+/// llama.cpp's ubatch as node-llama-cpp sets it up by default (`batchSize` = min(context, 512),
+/// `n_ubatch` = `n_batch`): a prompt is evaluated in ubatches of this many tokens, and the
+/// ubatch size picks the attention path whose rounding the guest mirrors.
+pub const REF_UBATCH: u32 = 512;
+
+/// node-llama-cpp's default thread count for a CPU context: max(4, math cores), where llama.cpp
+/// counts physical cores (one per set of hyperthread siblings in Linux's CPU topology; the
+/// logical CPU count where that is not readable).
+pub fn default_reference_threads() -> u32 {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut siblings = std::collections::BTreeSet::new();
+    for cpu in 0..logical.min(4096) {
+        match std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings")) {
+            Ok(s) => {
+                siblings.insert(s.trim().to_owned());
+            }
+            Err(_) => break,
+        }
+    }
+    let cores = if siblings.is_empty() { logical } else { siblings.len() as u32 };
+    cores.max(4)
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct ArchConfig {
@@ -177,6 +200,8 @@ pub fn resolve(gguf: &GgufFile, units: &UnitTable, n_ctx: Option<u32>) -> Result
         output_norm: tensors.required("output_norm.weight")?,
         output,
         ffn_gelu: u32::from(gemma),
+        ref_threads: default_reference_threads(),
+        ref_n_ubatch: REF_UBATCH,
     };
     let mut layers = Vec::with_capacity(n_layer as usize);
     for il in 0..n_layer {

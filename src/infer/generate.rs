@@ -75,8 +75,12 @@ pub trait Runner {
     fn n_ctx(&self) -> usize;
     /// Largest batch per forward call.
     fn n_batch(&self) -> usize;
-    /// Runs `tokens` at `pos..` and leaves the last token's logits in `logits`.
-    fn eval(&mut self, tokens: &[u32], pos: usize, logits: &mut Vec<f32>) -> Result<()>;
+    /// The ubatch size of the llama.cpp run whose rounding is mirrored (a prompt is cut into
+    /// ubatches of this many tokens; see [`crate::infer::arch::REF_UBATCH`]).
+    fn n_ubatch(&self) -> usize;
+    /// Runs `tokens` at `pos..`, part of a llama.cpp ubatch of `ubatch` tokens, and leaves the
+    /// last token's logits in `logits`.
+    fn eval(&mut self, tokens: &[u32], pos: usize, ubatch: usize, logits: &mut Vec<f32>) -> Result<()>;
     /// Whether `id` ends generation.
     fn is_eog(&self, id: u32) -> bool;
     /// Feeds one generated token to the streaming detokenizer; returns the complete text it
@@ -128,7 +132,7 @@ pub fn generate(r: &mut dyn Runner, prompt: &[u32], opts: &GenerateOptions, on_t
             break StopReason::ContextFull;
         }
         check()?;
-        r.eval(&[id], history.len() - 1, &mut logits)?;
+        r.eval(&[id], history.len() - 1, 1, &mut logits)?;
     };
     if reason != StopReason::StopString {
         let rest = r.finish_text();
@@ -142,15 +146,18 @@ pub fn generate(r: &mut dyn Runner, prompt: &[u32], opts: &GenerateOptions, on_t
     Ok(Generation { text: out.text, tokens, stop_reason, timings })
 }
 
-/// Runs `prompt` from position 0 in batches of `n_batch`, polling `aborted` before each, and
-/// leaves the last token's logits in `logits`.
+/// Runs `prompt` from position 0 — cut into llama.cpp's ubatches (`n_ubatch` tokens), each in
+/// batches of `n_batch` — polling `aborted` before each batch, and leaves the last token's
+/// logits in `logits`.
 pub fn eval_prompt(r: &mut dyn Runner, prompt: &[u32], logits: &mut Vec<f32>, aborted: &dyn Fn() -> bool) -> Result<()> {
-    let nb = r.n_batch().max(1);
-    for (i, batch) in prompt.chunks(nb).enumerate() {
-        if aborted() {
-            return fail(E::Aborted, "generation aborted");
+    let (nu, nb) = (r.n_ubatch().max(1), r.n_batch().max(1));
+    for (u, ubatch) in prompt.chunks(nu).enumerate() {
+        for (i, batch) in ubatch.chunks(nb).enumerate() {
+            if aborted() {
+                return fail(E::Aborted, "generation aborted");
+            }
+            r.eval(batch, u * nu + i * nb, ubatch.len(), logits)?;
         }
-        r.eval(batch, i * nb, logits)?;
     }
     Ok(())
 }

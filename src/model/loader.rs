@@ -50,11 +50,14 @@ pub struct LoadOptions {
     pub cache: CacheConfig,
     /// `contextLength`: KV cache positions (default: the model's, capped at 4096).
     pub context_length: Option<u32>,
+    /// `referenceThreads`: the llama.cpp thread count whose attention split is mirrored
+    /// (default [`default_reference_threads`](crate::infer::arch::default_reference_threads)).
+    pub reference_threads: Option<u32>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default(), context_length: None }
+        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default(), context_length: None, reference_threads: None }
     }
 }
 
@@ -147,6 +150,9 @@ impl Memory64GGUFLoader {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
+        if let Some(t) = self.options.reference_threads {
+            arch.cfg.ref_threads = t.max(1);
+        }
         loop {
             match guest.model_init(&arch.to_bytes(), arch.cfg.n_batch, arch.cfg.n_vocab) {
                 Ok(()) => return Ok(Ok(arch)),

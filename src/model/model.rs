@@ -106,9 +106,10 @@ impl Memory64Model {
     fn runner(&mut self) -> Result<GuestRunner<'_>> {
         let arch = self.arch.as_ref().map_err(Clone::clone)?;
         let (n_ctx, n_batch, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_batch as usize, arch.cfg.n_vocab);
+        let n_ubatch = (arch.cfg.ref_n_ubatch as usize).min(n_ctx);
         let tokenizer = self.tokenizer.as_ref().ok().cloned();
         let stream = tokenizer.clone().map(|t| TextStream::new(t, false));
-        Ok(GuestRunner { guest: &mut self.guest, n_ctx, n_batch, n_vocab, tokenizer, stream })
+        Ok(GuestRunner { guest: &mut self.guest, n_ctx, n_batch, n_ubatch, n_vocab, tokenizer, stream })
     }
 
     /// Facts about the model.
@@ -255,6 +256,7 @@ struct GuestRunner<'a> {
     guest: &'a mut Guest,
     n_ctx: usize,
     n_batch: usize,
+    n_ubatch: usize,
     n_vocab: u32,
     tokenizer: Option<Arc<Tokenizer>>,
     stream: Option<TextStream>,
@@ -269,11 +271,15 @@ impl Runner for GuestRunner<'_> {
         self.n_batch
     }
 
-    fn eval(&mut self, tokens: &[u32], pos: usize, logits: &mut Vec<f32>) -> Result<()> {
+    fn n_ubatch(&self) -> usize {
+        self.n_ubatch
+    }
+
+    fn eval(&mut self, tokens: &[u32], pos: usize, ubatch: usize, logits: &mut Vec<f32>) -> Result<()> {
         if let Some(&t) = tokens.iter().find(|&&t| t >= self.n_vocab) {
             return fail(E::InvalidOption, format!("token id {t} is out of range (vocabulary has {} tokens)", self.n_vocab));
         }
-        self.guest.eval(tokens, pos as u32)?;
+        self.guest.eval(tokens, pos as u32, ubatch as u32)?;
         self.guest.logits(logits)
     }
 

@@ -25,7 +25,7 @@ pub struct ParsedLoad {
     pub aborted: Arc<AtomicBool>,
 }
 
-const KNOWN: &[&str] = &["memory64", "memory64Threshold", "cacheLayers", "cacheBytes", "contextLength", "threads", "onLoadProgress", "signal"];
+const KNOWN: &[&str] = &["memory64", "memory64Threshold", "cacheLayers", "cacheBytes", "contextLength", "threads", "referenceThreads", "onLoadProgress", "signal"];
 
 fn type_of(v: &Unknown) -> ValueType {
     v.get_type().unwrap_or(ValueType::Unknown)
@@ -93,6 +93,7 @@ pub fn parse_load_options(env: &Env, options: Option<Unknown>) -> std::result::R
         bytes: number(&obj, "cacheBytes", 1.0, MAX_SAFE)?.map(|n| n as u64),
     };
     o.context_length = number(&obj, "contextLength", 1.0, 1_048_576.0)?.map(|n| n as u32);
+    o.reference_threads = number(&obj, "referenceThreads", 1.0, 1024.0)?.map(|n| n as u32);
     // Validated; the guest is single-threaded today (one generation thread per call).
     number(&obj, "threads", 1.0, 1024.0)?;
     if let Ok(Some(v)) = obj.get::<Unknown>("onLoadProgress") {
@@ -176,6 +177,12 @@ pub struct LoadOptions {
     pub context_length: Option<u32>,
     /// Threads for generation (validated; generation runs on one thread of the addon's own today).
     pub threads: Option<u32>,
+    /// The thread count of the llama.cpp run whose output generation reproduces bit for bit.
+    /// llama.cpp's CPU flash attention splits a generated token's attention into one chunk per
+    /// thread once 512+ cache cells are in view, which changes the last bits of the result (and
+    /// so, sometimes, a token); wasm-chord mirrors that split whatever its own thread count.
+    /// Default: node-llama-cpp's default for a CPU context, max(4, physical cores).
+    pub reference_threads: Option<u32>,
     /// Called with the load progress, 0..1.
     #[napi(ts_type = "(progress: number) => void")]
     pub on_load_progress: Option<String>,
