@@ -229,12 +229,15 @@ pub fn attend_split(q: &[f32], k: &[u16], v: &[u16], kv_stride: usize, off: usiz
 /// The keys and values of a batch, and where a batch's attention writes: the operands of
 /// [`attend_tiled`].
 pub struct TiledAttention<'a> {
-    /// Key and value caches (n_ctx, kv_stride) as f16 bits.
+    /// Key cache (n_ctx, kv_stride) as f16 bits.
     pub k: &'a [u16],
+    /// Value cache (n_ctx, kv_stride) as f16 bits.
     pub v: &'a [u16],
     /// Row width of the caches (n_head_kv · head_dim).
     pub kv_stride: usize,
+    /// Width of one head.
     pub head_dim: usize,
+    /// Query heads.
     pub n_head: usize,
     /// Query heads per key/value head.
     pub group: usize,
@@ -242,6 +245,7 @@ pub struct TiledAttention<'a> {
     pub pos: usize,
     /// Sliding window (positions p − window < j ≤ p attended), if any.
     pub window: Option<usize>,
+    /// Scale of the scores.
     pub kq_scale: f32,
 }
 
