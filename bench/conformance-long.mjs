@@ -3,9 +3,10 @@
 // 3.21.1) with its default context settings (`model.createContext()` with no options), raw
 // completion, greedy; wasm-chord with its defaults. Prompts of about 100, 300 and 800 tokens (the
 // start of the tokenizer corpus), 32 generated tokens; prints how many leading tokens agree.
-// Not a test (the conformance tests assert identity on prompts under 64 tokens): a probe for
-// the long-prompt paths llama.cpp takes (its tiled attention for batches of 64+ tokens, split-KV
-// attention past 512 cached positions).
+// The full-default twin of the long-prompt conformance test (which runs llama.cpp at 2 threads:
+// its default of 4 spin-waits on 2 cores, ~20 min for this probe): the long-prompt paths
+// llama.cpp takes (its tiled attention for ubatches of 64+ tokens, split-KV attention over its
+// threads once 512+ cells are in view) at node-llama-cpp's default thread count.
 //
 //   node bench/conformance-long.mjs [file.gguf ...]     (default: the four conformance files)
 import fs from 'node:fs'
