@@ -158,6 +158,8 @@ describe('both memory modes on a synthetic model', () => {
       [{ signal: 'stop' }, /signal/],
       [{ signal: {} }, /signal/],
       [{ contextLength: 0 }, /contextLength/],
+      [{ referenceThreads: 0 }, /referenceThreads/],
+      [{ referenceThreads: 2.5 }, /referenceThreads/],
       [{ bogus: true }, /bogus/],
     ]
     for (const [opts, re] of cases) {

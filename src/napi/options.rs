@@ -179,8 +179,9 @@ pub struct LoadOptions {
     pub threads: Option<u32>,
     /// The thread count of the llama.cpp run whose output generation reproduces bit for bit.
     /// llama.cpp's CPU flash attention splits a generated token's attention into one chunk per
-    /// thread once 512+ cache cells are in view, which changes the last bits of the result (and
-    /// so, sometimes, a token); wasm-chord mirrors that split whatever its own thread count.
+    /// thread once 512+ cache cells are in view; each chunk keeps its own f16 running sum, so the
+    /// result changes with the thread count (token probabilities by up to ~1 %, and so,
+    /// sometimes, a token). wasm-chord mirrors that split whatever its own thread count.
     /// Default: node-llama-cpp's default for a CPU context, max(4, physical cores).
     pub reference_threads: Option<u32>,
     /// Called with the load progress, 0..1.
