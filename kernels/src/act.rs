@@ -291,14 +291,7 @@ pub fn fa_tile_ref(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_sca
         }
         *x = d_acc * kq_scale + 0.0;
     }
-    fa_softmax_values_ref(&mut kq, vt, hd, a, b, m, s, acc);
-}
-
-/// The part of [`fa_tile_ref`] after the scores (shared with the SIMD twin): the online softmax
-/// over the tile's scores `kq` (−inf where masked) and the value accumulation.
-#[allow(clippy::too_many_arguments)] // reason: the operands of one step of the op.
-pub(crate) fn fa_softmax_values_ref(kq: &mut [f32; FA_TILE_KV], vt: &[f32], hd: usize, a: usize, b: usize, m: &mut f32, s: &mut f32, acc: &mut [f32]) {
-    let Some(ms) = fa_tile_max(kq, m, s) else { return };
+    let Some(ms) = fa_tile_max(&kq, m, s) else { return };
     for x in acc[..hd].iter_mut() {
         *x *= ms;
     }
@@ -318,7 +311,7 @@ pub(crate) fn fa_softmax_values_ref(kq: &mut [f32; FA_TILE_KV], vt: &[f32], hd: 
     }
 }
 
-/// The tile maximum step of [`fa_tile_ref`]: `None` when every score is −inf (the row skips the
+/// The tile maximum step of [`fa_tile_ref`] (shared with its SIMD twin): `None` when every score is −inf (the row skips the
 /// tile); else updates `m` and `s` and returns the factor for `acc` (1 when the maximum held).
 pub(crate) fn fa_tile_max(kq: &[f32; FA_TILE_KV], m: &mut f32, s: &mut f32) -> Option<f32> {
     let tile_max = kq.iter().fold(f32::NEG_INFINITY, |mx, &x| if mx > x { mx } else { x });

@@ -73,9 +73,14 @@ pub(crate) fn dot_f16(k: &[u16], q: &[f32]) -> f32 {
     }
     // Lanes l..l+4 of x (16 lanes) = (acc[l] + acc[32+l]) + (acc[16+l] + acc[48+l]).
     let x: [v128; 4] = core::array::from_fn(|m| f32x4_add(f32x4_add(acc[m], acc[8 + m]), f32x4_add(acc[4 + m], acc[12 + m])));
-    let w = [f32x4_add(x[2], x[0]), f32x4_add(x[3], x[1])];
-    let u = f32x4_add(w[1], w[0]);
-    dot_f16_tail(hsum_f32(u), &k[np..n], &q[np..n])
+    dot_f16_tail(reduce_add16(x), &k[np..n], &q[np..n])
+}
+
+/// [`crate::act::reduce_add16`] of the 16 lanes `x[0]` (lanes 0..4) … `x[3]` (12..16): lanes
+/// l + 8 and l, then l + 4 and l, then (0 + 2) + (1 + 3).
+#[inline(always)]
+fn reduce_add16(x: [v128; 4]) -> f32 {
+    hsum_f32(f32x4_add(f32x4_add(x[3], x[1]), f32x4_add(x[2], x[0])))
 }
 
 /// [`crate::act::f16_axpy_ref`].
@@ -215,8 +220,7 @@ pub(crate) fn fa_tile(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_
                 st_f4(&mut kq, 16 * c + 4 * k, *x);
             }
         }
-        // _mm512_reduce_add_ps: lanes l+8 and l, then l+4 and l, then (0+2)+(1+3).
-        sum += f64::from(hsum_f32(f32x4_add(f32x4_add(e[3], e[1]), f32x4_add(e[2], e[0]))));
+        sum += f64::from(reduce_add16(e));
     }
     *s = (f64::from(*s) + sum) as f32;
     let mut d0 = 0;

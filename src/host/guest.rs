@@ -186,7 +186,7 @@ impl Guest {
         }
         let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
         self.write(self.tokens_buf, &bytes)?;
-        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch.max(tokens.len() as u32) as i32)).map_err(trap)?;
+        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch as i32)).map_err(trap)?;
         self.check(st, "wc_eval")
     }
 
