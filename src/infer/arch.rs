@@ -201,7 +201,9 @@ pub fn resolve(gguf: &GgufFile, units: &UnitTable, n_ctx: Option<u32>) -> Result
         output,
         ffn_gelu: u32::from(gemma),
         ref_threads: default_reference_threads(),
-        ref_n_ubatch: REF_UBATCH,
+        // node-llama-cpp gives llama.cpp one more than its batch for sliding-window models
+        // (its log: "SWA KV cache, size = 1280 cells" = 512 + 513, padded to 256).
+        ref_n_ubatch: REF_UBATCH + u32::from(n_swa > 0),
     };
     let mut layers = Vec::with_capacity(n_layer as usize);
     for il in 0..n_layer {

@@ -106,7 +106,7 @@ impl Memory64Model {
     fn runner(&mut self) -> Result<GuestRunner<'_>> {
         let arch = self.arch.as_ref().map_err(Clone::clone)?;
         let (n_ctx, n_batch, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_batch as usize, arch.cfg.n_vocab);
-        let n_ubatch = (arch.cfg.ref_n_ubatch as usize).min(n_ctx);
+        let n_ubatch = (crate::infer::arch::REF_UBATCH as usize).min(n_ctx);
         let tokenizer = self.tokenizer.as_ref().ok().cloned();
         let stream = tokenizer.clone().map(|t| TextStream::new(t, false));
         Ok(GuestRunner { guest: &mut self.guest, n_ctx, n_batch, n_ubatch, n_vocab, tokenizer, stream })
