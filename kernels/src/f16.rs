@@ -23,6 +23,21 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// [`f16_to_f32`] without branches, for the kernels' inner loops (the same value, bit for bit,
+/// for all 65536 halves). No denormal f32 is ever an operand (x86 takes a slow assist for one,
+/// and Q4_K's `dmin` is often a subnormal half): a normal half is rebiased in the integer bits,
+/// a subnormal one is its mantissa times 2^-24, inf/NaN get the all-ones exponent.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // reason: the wasm32 kernels' form; natively only tested.
+#[inline(always)]
+pub fn f16_to_f32_fast(h: u16) -> f32 {
+    let h = h as u32;
+    let (em, sign) = (h & 0x7FFF, (h & 0x8000) << 16);
+    let normal = (em << 13) + (112 << 23);
+    let sub = ((h & 0x3FF) as f32 * (1.0 / 16_777_216.0)).to_bits();
+    let bits = if em < 0x0400 { sub } else if em >= 0x7C00 { normal | 0x7F80_0000 } else { normal };
+    f32::from_bits(bits | sign)
+}
+
 /// f32 → half, round to nearest even; overflow → ±inf; NaN → quiet NaN keeping the top payload bits
 /// (what F16C `vcvtps2ph` with imm 0 does, and so ggml's `GGML_FP32_TO_FP16` on x86).
 #[inline]
@@ -94,6 +109,13 @@ mod tests {
             } else {
                 assert_eq!(f32_to_f16(f), h, "h={h:#x}");
             }
+        }
+    }
+
+    #[test]
+    fn f16_fast_matches_reference_on_all_halves() {
+        for h in 0..=u16::MAX {
+            assert_eq!(f16_to_f32_fast(h).to_bits(), f16_to_f32(h).to_bits(), "h={h:#x}");
         }
     }
 

@@ -18,7 +18,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::f16::{bf16_to_f32, f16_to_f32, f32_to_f16};
+use crate::f16::{bf16_to_f32, f16_to_f32, f16_to_f32_fast, f32_to_f16};
 use crate::simd_k::{self, Q8K_BYTES};
 use crate::types::*;
 
@@ -58,7 +58,7 @@ pub(crate) unsafe fn rd32(s: &[u8], i: usize) -> u32 {
 /// Half at byte `i` of `s`, as f32.
 #[inline(always)]
 pub(crate) fn h(s: &[u8], i: usize) -> f32 {
-    f16_to_f32(rd_u16(s, i))
+    f16_to_f32_fast(rd_u16(s, i))
 }
 
 /// Half at byte `i` of `s`, as f32, without a bounds check.
@@ -68,7 +68,7 @@ pub(crate) fn h(s: &[u8], i: usize) -> f32 {
 #[inline(always)]
 pub(crate) unsafe fn hu(s: &[u8], i: usize) -> f32 {
     // SAFETY: forwarded.
-    f16_to_f32(unsafe { rd16(s, i) })
+    f16_to_f32_fast(unsafe { rd16(s, i) })
 }
 
 /// The f32 `d` of the Q8_K block at byte `ba` of `a`, without a bounds check.
@@ -206,14 +206,16 @@ unsafe fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included).
 #[inline(always)]
 pub(crate) fn f16x8_to_f32(v: v128) -> (v128, v128) {
+    // As `f16_to_f32_fast`, in lanes: no denormal f32 is an operand (x86 takes a slow assist for
+    // one, and Q4_K's `dmin` is often a subnormal half).
     let cvt = |u: v128| {
         let sign = i32x4_shl(v128_and(u, u32x4_splat(0x8000)), 16);
         let em = v128_and(u, u32x4_splat(0x7FFF));
-        // Rebias by multiplying the shifted bits by 2^112 (exact, also for subnormal halves).
-        let f = f32x4_mul(i32x4_shl(em, 13), f32x4_splat(f32::from_bits(0x7780_0000)));
-        let infnan = i32x4_eq(v128_and(u, u32x4_splat(0x7C00)), u32x4_splat(0x7C00));
-        let f = v128_or(f, v128_and(infnan, u32x4_splat(0x7F80_0000)));
-        v128_or(f, sign)
+        let normal = i32x4_add(i32x4_shl(em, 13), u32x4_splat(112 << 23));
+        let sub = f32x4_mul(f32x4_convert_i32x4(v128_and(u, u32x4_splat(0x3FF))), f32x4_splat(1.0 / 16_777_216.0));
+        let is_sub = u32x4_lt(em, u32x4_splat(0x0400));
+        let infnan = v128_and(u32x4_ge(em, u32x4_splat(0x7C00)), u32x4_splat(0x7F80_0000));
+        v128_or(v128_bitselect(sub, v128_or(normal, infnan), is_sub), sign)
     };
     (
         cvt(u32x4_extend_low_u16x8(v)),
@@ -305,7 +307,11 @@ fn pair_split(v: v128) -> (v128, v128) {
 /// Low and high nibbles of 16 bytes.
 #[inline(always)]
 pub(crate) fn nibbles(q: v128) -> (v128, v128) {
-    (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4))
+    // The high nibbles by a 16-bit shift and the same mask: Wasmtime lowers `i8x16.shr_u` to
+    // that shift plus an `and` with a constant loaded from memory each time, where the mask is
+    // already in a register here (the x86 loops are bound by loads).
+    let m = u8x16_splat(0x0F);
+    (v128_and(q, m), v128_and(u16x8_shr(q, 4), m))
 }
 
 /// `−off · Σ y` per lane of 4 bytes: the correction that turns dots with unsigned quants into
