@@ -420,6 +420,12 @@ unsafe fn q6_k_scales(w: &[u8], bw: usize) -> (v128, v128) {
     (i16x8_extend_low_i8x16(s), i16x8_extend_high_i8x16(s))
 }
 
+/// Scale `k` (0..16) of a Q6_K block's scales `sc` ([`q6_k_scales`]) in all 8 i16 lanes.
+#[inline(always)]
+fn q6_k_scale(sc: (v128, v128), k: usize) -> v128 {
+    lane16(if k < 8 { sc.0 } else { sc.1 }, k % 8)
+}
+
 /// One Q6_K block (its quants chunk by chunk from `quants`, its scales `sc`, its `d_w`) times
 /// the Q8_K block at `ba` of `a`: the 8 f32 lanes fused, as ggml-cpu x86 does, into `acc`
 /// (lanes 0..4 from the low 16 elements of each chunk, 4..8 from the high 16).
@@ -429,7 +435,7 @@ unsafe fn q6_k_scales(w: &[u8], bw: usize) -> (v128, v128) {
 #[inline(always)]
 unsafe fn q6_k_block(quants: impl Fn(usize) -> (v128, v128), sc: (v128, v128), d_w: f32, a: &[u8], ba: usize, acc: &mut (v128, v128)) {
     let (mut isum_lo, mut isum_hi) = (ZERO, ZERO);
-    let scale = |k: usize| lane16(if k < 8 { sc.0 } else { sc.1 }, k % 8);
+    let scale = |k: usize| q6_k_scale(sc, k);
     unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
         let e = off::Q8K_QS + 32 * C;
         // SAFETY: activation quants of chunk C.
@@ -439,14 +445,26 @@ unsafe fn q6_k_block(quants: impl Fn(usize) -> (v128, v128), sc: (v128, v128), d
         isum_lo = i32x4_add(isum_lo, i32x4_dot_i16x8(pairs_u7(y0, v0), scale(2 * C)));
         isum_hi = i32x4_add(isum_hi, i32x4_dot_i16x8(pairs_u7(y1, v1), scale(2 * C + 1)));
     });
+    // SAFETY: forwarded.
+    unsafe { q6_k_finish((isum_lo, isum_hi), sc, d_w, a, ba, acc) }
+}
+
+/// The float part of one Q6_K block times the Q8_K block at `ba` of `a`, from the integer sums
+/// `isum` (lanes 0..4, 4..8 of [`q6_k_block`]): the quants' offset of 32 taken off through the
+/// bsums, then `d_w · d_y` fused into `acc`.
+///
+/// # Safety
+/// A Q8_K block at `ba` of `a`.
+#[inline(always)]
+unsafe fn q6_k_finish(isum: (v128, v128), sc: (v128, v128), d_w: f32, a: &[u8], ba: usize, acc: &mut (v128, v128)) {
     // SAFETY: Q8_K block at ba.
     let (b0, b1) = unsafe { bsums(a, ba) };
     // 32 · (bsums[2L]·sc[2L] + bsums[2L+1]·sc[2L+1]) per lane L.
     let (corr_lo, corr_hi) = (i32x4_dot_i16x8(b0, sc.0), i32x4_dot_i16x8(b1, sc.1));
     // SAFETY: forwarded.
     let d = f32x4_splat(unsafe { q8k_d(a, ba) } * d_w);
-    acc.0 = madd(f32x4_convert_i32x4(i32x4_sub(isum_lo, i32x4_shl(corr_lo, 5))), d, acc.0);
-    acc.1 = madd(f32x4_convert_i32x4(i32x4_sub(isum_hi, i32x4_shl(corr_hi, 5))), d, acc.1);
+    acc.0 = madd(f32x4_convert_i32x4(i32x4_sub(isum.0, i32x4_shl(corr_lo, 5))), d, acc.0);
+    acc.1 = madd(f32x4_convert_i32x4(i32x4_sub(isum.1, i32x4_shl(corr_hi, 5))), d, acc.1);
 }
 
 /// Q6_K · Q8_K in ggml-cpu x86's order (see [`crate::dot`]'s `q6_k_x86`).
@@ -468,7 +486,9 @@ pub(crate) unsafe fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 }
 
 /// Q6_K · Q8_K for one weight row and `T` activation rows (`qrb` bytes apart), each exactly as
-/// [`dot_q6_k`]: every weight block is decoded once for the `T` rows.
+/// [`dot_q6_k`]: chunk by chunk, each 32-element chunk of a weight block is decoded once, with
+/// its two scales, and multiplied with the `T` rows' activations while it is in registers (the
+/// integer sums are exact, so their order is free; the float part per row is [`q6_k_block`]'s).
 ///
 /// # Safety
 /// `w` holds `nb` Q6_K blocks; `a` holds `T` rows of `nb` Q8_K blocks, `qrb` bytes apart.
@@ -476,17 +496,25 @@ pub(crate) unsafe fn tile_q6_k<const T: usize>(nb: usize, w: &[u8], a: &[u8], qr
     let mut acc = [(f32x4_splat(0.0), f32x4_splat(0.0)); T];
     for ib in 0..nb {
         let bw = ib * Q6K_BYTES;
-        // SAFETY: block ib of w and of every activation row.
-        unsafe {
-            // Decoded once into a small table (L1), then read by each activation row.
-            let mut q = [(ZERO, ZERO); 8];
-            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
-                q[C] = q6_k_chunk(w, bw, C);
-            });
-            let (sc, d_w) = (q6_k_scales(w, bw), hu(w, bw + off::Q6K_D));
-            for (t, acc) in acc.iter_mut().enumerate() {
-                q6_k_block(|c| q[c], sc, d_w, a, t * qrb + ib * Q8K_BYTES, acc);
+        let ba: [usize; T] = core::array::from_fn(|t| t * qrb + ib * Q8K_BYTES);
+        // SAFETY: block ib of w.
+        let (sc, d_w) = unsafe { (q6_k_scales(w, bw), hu(w, bw + off::Q6K_D)) };
+        let mut isum = [(ZERO, ZERO); T];
+        unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+            // SAFETY: block ib of w.
+            let (v0, v1) = unsafe { q6_k_chunk(w, bw, C) };
+            let (s0, s1) = (q6_k_scale(sc, 2 * C), q6_k_scale(sc, 2 * C + 1));
+            let e = off::Q8K_QS + 32 * C;
+            for t in 0..T {
+                // SAFETY: activation quants of chunk C of row t's block ib.
+                let (y0, y1) = unsafe { (ldo(a, ba[t], e), ldo(a, ba[t], e + 16)) };
+                isum[t].0 = i32x4_add(isum[t].0, i32x4_dot_i16x8(pairs_u7(y0, v0), s0));
+                isum[t].1 = i32x4_add(isum[t].1, i32x4_dot_i16x8(pairs_u7(y1, v1), s1));
             }
+        });
+        for t in 0..T {
+            // SAFETY: Q8_K block ib of row t.
+            unsafe { q6_k_finish(isum[t], sc, d_w, a, ba[t], &mut acc[t]) };
         }
     }
     acc.map(|(lo, hi)| hsum_f32(f32x4_add(hi, lo)))
