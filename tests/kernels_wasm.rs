@@ -681,23 +681,23 @@ const F16_EDGES: [f32; 14] = [
     6.0e-5, 2.9802322e-8, 8.940697e-8, 0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY,
 ];
 
-/// The SIMD half → f32 conversion (`f16x8_to_f32`, used for every f16 K/V value and every
-/// K-quant `d`/`dmin`) gives the value of each of the 65536 halves, subnormals, infinities and
-/// NaNs included: `f16_axpy` with zero accumulators and scale 1 returns the converted halves
-/// (rounded to f16 again, which keeps them).
+/// Both SIMD half → f32 conversions (the data form, for every f16 K/V value and F16 weight; the
+/// block-scale form, for every `d`/`dmin`/`m` of a quant block) give the value of each of the
+/// 65536 halves, bit for bit: subnormals, infinities and NaN payloads included.
 #[test]
-fn simd_f16_conversion_is_exact_for_all_halves() {
+fn simd_f16_conversions_are_exact_for_all_halves() {
     let mut g = Guest::new();
     let all: Vec<u16> = (0..=u16::MAX).collect();
     let hb: Vec<u8> = all.iter().flat_map(|h| h.to_le_bytes()).collect();
-    let (n, vp) = (all.len(), g.put(&hb));
-    let ap = g.put(&vec![0u8; 4 * n]);
-    assert_eq!(g.act.call(&mut g.store, (1, n as i32, ap, vp, 1.0, 1)).unwrap(), 0.0);
-    let got = bytes_f32(&g.get(ap, 4 * n));
-    for (&h, &x) in all.iter().zip(&got) {
-        let want = wasm_chord_kernels::f16_to_f32(h);
-        // 0 + (−0) is +0: zeros are compared as values.
-        assert!(want.is_nan() && x.is_nan() || want == x, "half {h:#06x}: {x} ({:#x}), want {want}", x.to_bits());
+    let (n, hp) = (all.len(), g.put(&hb));
+    for form in [0, 1, 2] {
+        let op = g.put(&vec![0u8; 4 * n]);
+        assert_eq!(g.act.call(&mut g.store, (4, n as i32, op, hp, 0.0, form)).unwrap(), 0.0);
+        let got = bytes_f32(&g.get(op, 4 * n));
+        for (&h, &x) in all.iter().zip(&got) {
+            let want = wasm_chord_kernels::f16_to_f32(h);
+            assert_eq!(x.to_bits(), want.to_bits(), "form {form}, half {h:#06x}: {x}, want {want}");
+        }
     }
 }
 

@@ -229,7 +229,9 @@ pub extern "C" fn wc_kernel_dequantize_row(
 /// or scalar reference (0). `op`: 0 `dot_f16` (halves at `a_ptr`, f32 at `b_ptr`; returns the
 /// dot); 1 `f16_axpy` (f32 accumulators at `a_ptr` updated in place, halves at `b_ptr`, scale
 /// `s`); 2 `f16_scale` (f32 at `a_ptr` in place, scale `s`); 3 `swiglu_v` (gate f32 at `a_ptr`
-/// in place, up f32 at `b_ptr`). Returns 0 (or the dot) on success, NaN on a bad op or pointer.
+/// in place, up f32 at `b_ptr`); 4 half → f32 conversion (halves at `b_ptr` into f32 at
+/// `a_ptr`: `simd` 1 the SIMD data form, 2 its block-scale form, 0 the scalar reference).
+/// Returns 0 (or the dot) on success, NaN on a bad op or pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_kernel_act(op: i32, n: i32, a_ptr: i32, b_ptr: i32, s: f32, simd: i32) -> f32 {
     use wasm_chord_kernels as k;
@@ -265,6 +267,17 @@ pub extern "C" fn wc_kernel_act(op: i32, n: i32, a_ptr: i32, b_ptr: i32, s: f32,
                 return f32::NAN;
             };
             if fast { k::swiglu_v(gate, up) } else { k::swiglu_v_ref(gate, up) }
+            0.0
+        }
+        4 => {
+            let (Some(out), Some(hb)) = (floats_mut(a_ptr, n), mem(b_ptr, 2 * n)) else {
+                return f32::NAN;
+            };
+            let h: Vec<u16> = hb.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            match simd {
+                0 => out.iter_mut().zip(&h).for_each(|(o, &x)| *o = k::f16_to_f32(x)),
+                s => k::f16_to_f32_lanes(&h, out, s == 2),
+            }
             0.0
         }
         _ => f32::NAN,

@@ -91,6 +91,23 @@ pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
         dot::fma(a, b, c)
     }
 }
+/// The wasm32 SIMD half → f32 conversions on whole lanes of 8, for tests: `scales` picks the
+/// block-scale form (no denormal operand), else the data form; the tail and other targets use
+/// [`f16_to_f32`]. Each gives [`f16_to_f32`]'s value for every half.
+pub fn f16_to_f32_lanes(halves: &[u16], out: &mut [f32], scales: bool) {
+    let n = halves.len().min(out.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let n8 = simd::f16_to_f32_lanes(&halves[..n], &mut out[..n], scales);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let n8 = {
+        let _ = scales;
+        0
+    };
+    for (o, &h) in out[n8..n].iter_mut().zip(&halves[n8..n]) {
+        *o = f16_to_f32(h);
+    }
+}
+
 pub use pack::{has_packed_layout, pack_rows, unpack_rows};
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use quant::{quantize_row_q8_k_x4, quantize_row_ref, quantize_row_scalar};

@@ -55,13 +55,15 @@ pub(crate) unsafe fn rd32(s: &[u8], i: usize) -> u32 {
     u32::from_le(unsafe { core::ptr::read_unaligned(s.as_ptr().add(i) as *const u32) })
 }
 
-/// Half at byte `i` of `s`, as f32.
+/// Half at byte `i` of `s`, as f32 (the 32-element formats' scales: rarely subnormal, so the
+/// branches of [`f16_to_f32`] predict well and cost less than [`hu`]'s branch-free form).
 #[inline(always)]
 pub(crate) fn h(s: &[u8], i: usize) -> f32 {
-    f16_to_f32_fast(rd_u16(s, i))
+    f16_to_f32(rd_u16(s, i))
 }
 
-/// Half at byte `i` of `s`, as f32, without a bounds check.
+/// Half at byte `i` of `s`, as f32, without a bounds check, branch-free (the K-quants' `d` and
+/// `dmin`: Q4_K's `dmin` is often a subnormal half, which would make branches mispredict).
 ///
 /// # Safety
 /// `i + 2 <= s.len()`.
@@ -203,11 +205,28 @@ unsafe fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     s
 }
 
-/// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included).
+/// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included), for data (K/V
+/// values, F16 weights): the bits moved into f32 position and rebiased by one multiplication by
+/// 2^112. Fast for normal halves; a subnormal half makes that operand a denormal f32, for which
+/// x86 takes a slow assist — rare in data, common in block scales (see [`f16x8_to_f32_int`]).
 #[inline(always)]
 pub(crate) fn f16x8_to_f32(v: v128) -> (v128, v128) {
-    // As `f16_to_f32_fast`, in lanes: no denormal f32 is an operand (x86 takes a slow assist for
-    // one, and Q4_K's `dmin` is often a subnormal half).
+    let cvt = |u: v128| {
+        let sign = i32x4_shl(v128_and(u, u32x4_splat(0x8000)), 16);
+        let em = v128_and(u, u32x4_splat(0x7FFF));
+        let f = f32x4_mul(i32x4_shl(em, 13), f32x4_splat(f32::from_bits(0x7780_0000)));
+        let infnan = i32x4_eq(v128_and(u, u32x4_splat(0x7C00)), u32x4_splat(0x7C00));
+        let f = v128_or(f, v128_and(infnan, u32x4_splat(0x7F80_0000)));
+        v128_or(f, sign)
+    };
+    (cvt(u32x4_extend_low_u16x8(v)), cvt(u32x4_extend_high_u16x8(v)))
+}
+
+/// [`f16x8_to_f32`] for block scales (`d`, `dmin`, `m` of the quant blocks; Q4_K's `dmin` is
+/// often a subnormal half), with no denormal f32 as an operand: a normal half is rebiased in
+/// the integer bits, a subnormal one is its mantissa times 2^-24 (as `f16_to_f32_fast`).
+#[inline(always)]
+pub(crate) fn f16x8_to_f32_int(v: v128) -> (v128, v128) {
     let cvt = |u: v128| {
         let sign = i32x4_shl(v128_and(u, u32x4_splat(0x8000)), 16);
         let em = v128_and(u, u32x4_splat(0x7FFF));
@@ -217,10 +236,24 @@ pub(crate) fn f16x8_to_f32(v: v128) -> (v128, v128) {
         let infnan = v128_and(u32x4_ge(em, u32x4_splat(0x7C00)), u32x4_splat(0x7F80_0000));
         v128_or(v128_bitselect(sub, v128_or(normal, infnan), is_sub), sign)
     };
-    (
-        cvt(u32x4_extend_low_u16x8(v)),
-        cvt(u32x4_extend_high_u16x8(v)),
-    )
+    (cvt(u32x4_extend_low_u16x8(v)), cvt(u32x4_extend_high_u16x8(v)))
+}
+
+/// [`crate::f16_to_f32_lanes`] on wasm32: the whole groups of 8; returns how many were converted.
+pub(crate) fn f16_to_f32_lanes(halves: &[u16], out: &mut [f32], scales: bool) -> usize {
+    let n8 = halves.len().min(out.len()) / 8 * 8;
+    for (h, o) in halves[..n8].chunks_exact(8).zip(out[..n8].chunks_exact_mut(8)) {
+        let v = u16x8(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+        let (lo, hi) = if scales { f16x8_to_f32_int(v) } else { f16x8_to_f32(v) };
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` has 32 writable bytes; v128_store has no alignment needs.
+        unsafe {
+            v128_store(lanes.as_mut_ptr() as *mut v128, lo);
+            v128_store(lanes.as_mut_ptr().add(4) as *mut v128, hi);
+        }
+        o.copy_from_slice(&lanes);
+    }
+    n8
 }
 
 /// 8 bfloat16 (u16 lanes) → two f32x4.

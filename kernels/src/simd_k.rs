@@ -21,7 +21,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ZERO, f16x8_to_f32, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d, rd32};
+use crate::simd::{ZERO, f16x8_to_f32_int, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d, rd32};
 use crate::simd_act::fma1;
 use crate::types::{GgmlType, off};
 
@@ -228,7 +228,7 @@ pub(crate) unsafe fn rows4_q4_k(nb: usize, w: &[u8], rb: usize, a: &[u8]) -> [f3
         // Word k of each row's header, lane = row: 0 = (d, dmin), 1..4 = the packed scales.
         // SAFETY: 16 header bytes at the start of block ib of each row.
         let word = |k: usize| unsafe { u32x4(rd32(w, bw[0] + 4 * k), rd32(w, bw[1] + 4 * k), rd32(w, bw[2] + 4 * k), rd32(w, bw[3] + 4 * k)) };
-        let (lo, hi) = f16x8_to_f32(word(0)); // (d0, dmin0, d1, dmin1), (d2, dmin2, d3, dmin3)
+        let (lo, hi) = f16x8_to_f32_int(word(0)); // (d0, dmin0, d1, dmin1), (d2, dmin2, d3, dmin3)
         let (d, dmin) = (i32x4_shuffle::<0, 2, 4, 6>(lo, hi), i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
         // SAFETY: Q8_K block ib.
         let dy = f32x4_splat(unsafe { q8k_d(a, ba) });
