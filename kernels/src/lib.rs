@@ -16,6 +16,7 @@
 //! }
 //! pub fn f16_to_f32(h: u16) -> f32; pub fn f32_to_f16(x: f32) -> u16;   // RNE, like F16C
 //! pub fn bf16_to_f32(h: u16) -> f32; pub fn f32_to_bf16(x: f32) -> u16; // ggml_compute_fp32_to_bf16
+//! pub fn f16_to_f32_lanes(halves: &[u16], out: &mut [f32], scales: bool); // the SIMD conversions, for tests
 //! pub fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]);      // fast path (SIMD on wasm32)
 //! pub fn quantize_row_ref(t: GgmlType, x: &[f32], out: &mut [u8]);  // scalar reference; also weight quantizers
 //! pub fn dequantize_row(t: GgmlType, src: &[u8], out: &mut [f32]);  // all 13 weight types
@@ -91,6 +92,7 @@ pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
         dot::fma(a, b, c)
     }
 }
+
 /// The wasm32 SIMD half → f32 conversions on whole lanes of 8, for tests: `scales` picks the
 /// block-scale form (no denormal operand), else the data form; the tail and other targets use
 /// [`f16_to_f32`]. Each gives [`f16_to_f32`]'s value for every half.
