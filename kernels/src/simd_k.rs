@@ -21,7 +21,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{ZERO, f16x8_to_f32_int, hsum_f32, hsum_i32, hu, madd, nibbles, q8k_d, rd32};
+use crate::simd::{ZERO, f16x8_to_f32_int, hsum_f32, hsum_i32, hu, ldo, madd, nibbles, q8k_d, rd32};
 use crate::simd_act::fma1;
 use crate::types::{GgmlType, off};
 
@@ -190,19 +190,6 @@ pub(crate) unsafe fn dot_q4_k<const GROUPED: bool>(nb: usize, w: &[u8], a: &[u8]
         }
     }
     acc - accm
-}
-
-/// 16 bytes at byte `base + off` of `s`, the constant `off` kept apart from the variable `base`
-/// so that it lands in the wasm load's offset field: one address computation per base, where
-/// `ld(s, base + off)` costs one per load.
-///
-/// # Safety
-/// `base + off + 16 <= s.len()` (debug-checked).
-#[inline(always)]
-unsafe fn ldo(s: &[u8], base: usize, off: usize) -> v128 {
-    debug_assert!(base + off + 16 <= s.len());
-    // SAFETY: the caller guarantees 16 readable bytes there; v128_load has no alignment needs.
-    unsafe { v128_load(s.as_ptr().add(base).add(off) as *const v128) }
 }
 
 /// i16 lanes `(k, k, k+1, k+1, k+2, k+2, k+3, k+3)` of `v` (`k` a constant after unrolling).

@@ -5,7 +5,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, ld, nibbles, with_prepared};
+use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, ld, ldo, nibbles, with_prepared};
 use crate::pack::LAYOUTS;
 use crate::types::GgmlType;
 
@@ -101,12 +101,12 @@ impl<F: Fmt32, const FIFTH: bool, const QH: usize, const QS: usize> Packed32 for
     #[inline(always)]
     unsafe fn group(w: &[u8], g: usize) -> v128 {
         // SAFETY: qh' at +QH .. +QH+16 of the record.
-        if FIFTH { unsafe { ld(w, g + QH) } } else { ZERO }
+        if FIFTH { unsafe { ldo(w, g, QH) } } else { ZERO }
     }
     #[inline(always)]
     unsafe fn lanes<const K: usize>(w: &[u8], g: usize, hv: v128, y: &[v128; 4]) -> (v128, v128) {
         // SAFETY: nibbles of block K at +QS + 16K .. +QS + 16K + 16 of the record.
-        let (n0, n1) = nibbles(unsafe { ld(w, g + QS + 16 * K) });
+        let (n0, n1) = nibbles(unsafe { ldo(w, g, QS + 16 * K) });
         let (q0, q1) = if FIFTH {
             let (h0, h1) = fifth_bits::<K>(hv);
             (v128_or(n0, h0), v128_or(n1, h1))
@@ -128,7 +128,7 @@ impl Packed32 for Q8_0P {
     unsafe fn lanes<const K: usize>(w: &[u8], g: usize, _: (), y: &[v128; 4]) -> (v128, v128) {
         // SAFETY: block K's quants at +QS + 32K .. +QS + 32K + 32 of the group.
         const QS: usize = LAYOUTS[4].packed_qs();
-        let (x0, x1) = unsafe { (ld(w, g + QS + 32 * K), ld(w, g + QS + 16 + 32 * K)) };
+        let (x0, x1) = unsafe { (ldo(w, g, QS + 32 * K), ldo(w, g, QS + 16 + 32 * K)) };
         let half = |x: v128, ya: v128, yb: v128| {
             i32x4_add(i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), ya), i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), yb))
         };
