@@ -311,8 +311,9 @@ pub fn fa_tile_ref(q: &[f32], kt: &[f32], vt: &[f32], a: usize, b: usize, kq_sca
     }
 }
 
-/// The tile maximum step of [`fa_tile_ref`] (shared with its SIMD twin): `None` when every score is −inf (the row skips the
-/// tile); else updates `m` and `s` and returns the factor for `acc` (1 when the maximum held).
+/// The tile maximum step of [`fa_tile_ref`] (shared with its SIMD twin): `None` when every
+/// score is −inf (the row skips the tile); else updates `m` and `s` and returns the factor for
+/// `acc` (1 when the maximum held).
 pub(crate) fn fa_tile_max(kq: &[f32; FA_TILE_KV], m: &mut f32, s: &mut f32) -> Option<f32> {
     let tile_max = kq.iter().fold(f32::NEG_INFINITY, |mx, &x| if mx > x { mx } else { x });
     if tile_max == f32::NEG_INFINITY {
