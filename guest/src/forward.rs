@@ -192,7 +192,7 @@ fn ffn_block(m: &mut Model, l: &LayerSpec, base: usize, il: usize, n: usize) {
     matmul(&l.ffn_up, l.ffn_up.bytes_at(base), xb, n, qact, up);
     tap(il, "ffn_gate", gate);
     tap(il, "ffn_up", up);
-    if c.ffn_gelu == 1 { geglu(gate, up) } else { swiglu(gate, up) }
+    if c.ffn_gelu == 1 { geglu(gate, up, &m.gelu) } else { swiglu(gate, up) }
     tap(il, "ffn_act", gate);
     matmul(&l.ffn_down, l.ffn_down.bytes_at(base), gate, n, qact, xb);
     tap(il, "ffn_out", xb);

@@ -99,6 +99,9 @@ pub struct Model {
     /// RoPE cos/sin tables from the host (global layers, then sliding-window layers), each
     /// (n_ctx, n_rot/2, 2).
     pub rope: Vec<f32>,
+    /// ggml's GELU table for GEGLU models (`ggml_table_gelu_f16`: f16 bits of GELU of every
+    /// half, 65536 entries); empty otherwise.
+    pub gelu: Vec<u16>,
     pub scratch: Scratch,
 }
 
@@ -209,7 +212,9 @@ impl Model {
         let mats = [&tok_embd, &output].into_iter().chain(specs.iter().flat_map(|s| [&s.wq, &s.wk, &s.wv, &s.wo, &s.ffn_gate, &s.ffn_up, &s.ffn_down]));
         let scratch = Scratch::new(&cfg, mats, chunk_bytes)?;
         let logits = try_zeroed(cfg.n_vocab as usize)?;
-        Ok(Self { cfg, memory64, units: dir.units.clone(), layers: specs, tok_embd, output, output_norm, kv_cache, logits, rope, scratch })
+        let mut gelu = try_zeroed(if cfg.ffn_gelu == 1 { 1 << 16 } else { 0 })?;
+        wasm_chord_kernels::gelu_f16_table(&mut gelu);
+        Ok(Self { cfg, memory64, units: dir.units.clone(), layers: specs, tok_embd, output, output_norm, kv_cache, logits, rope, gelu, scratch })
     }
 }
 

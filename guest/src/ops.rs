@@ -318,16 +318,10 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// GELU, tanh approximation (ggml_gelu_f32).
-fn gelu_f32(x: f32) -> f32 {
-    const GELU_COEF_A: f32 = 0.044715;
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
-}
-
-/// `ggml_geglu_split`: gate ← gelu(gate) · up. ggml (GGML_GELU_FP16) looks GELU up in a table
-/// indexed by the f16 of x holding f16 results, and passes x through beyond ±10; so do we.
-pub fn geglu(gate: &mut [f32], up: &[f32]) {
+/// `ggml_geglu_split`: gate ← gelu(gate) · up. ggml (GGML_GELU_FP16) looks GELU up in its table
+/// (`table`: [`wasm_chord_kernels::gelu_f16_table`]) indexed by the f16 of x, and passes x
+/// through beyond ±10; so do we.
+pub fn geglu(gate: &mut [f32], up: &[f32], table: &[u16]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         let x = *g;
         *g = if x <= -10.0 {
@@ -335,7 +329,8 @@ pub fn geglu(gate: &mut [f32], up: &[f32]) {
         } else if x >= 10.0 {
             x * u
         } else {
-            f16_round(gelu_f32(f16_round(x))) * u
+            let h = table.get(usize::from(wasm_chord_kernels::f32_to_f16(x))).copied().unwrap_or(0);
+            wasm_chord_kernels::f16_to_f32(h) * u
         };
     }
 }

@@ -60,6 +60,135 @@ pub fn expf(x: f32) -> f32 {
     (p * s) as f32
 }
 
+/// e^x − 1 for f32 as glibc's `expm1f` computes it (fdlibm's `s_expm1f.c`, Sun Microsystems
+/// 1993, as kept by glibc's generic flt-32 code, which the x86-64 build uses): x = k·ln2 + r with
+/// |r| ≤ ln2/2 (k = ±1 directly for |x| < 1.5·ln2, else k = round(x/ln2) and ln2 in a high part
+/// exact in products and a low part, the reduction's rounding error kept in `c`), e^r − 1 from a
+/// rational form whose denominator polynomial in (r²/2) has five coefficients Q1..Q5, then
+/// rescaled by 2^k with the branch for each range of k that keeps the last step exact. Plain f32
+/// operations in source order (glibc is built without FMA contraction). Used by [`tanhf`].
+pub fn expm1f(x: f32) -> f32 {
+    const LN2_HI_D: f32 = f32::from_bits(0x3F31_7180);
+    const LN2_LO_D: f32 = f32::from_bits(0x3717_F7D1);
+    const INVLN2: f32 = f32::from_bits(0x3FB8_AA3B);
+    const Q: [f32; 5] = [f32::from_bits(0xBD08_8889), f32::from_bits(0x3AD0_0D01), f32::from_bits(0xB8A6_70CD), f32::from_bits(0x3686_7E54), f32::from_bits(0xB457_EDBB)];
+    let bits = x.to_bits();
+    let neg = bits >> 31 != 0;
+    let ax = bits & 0x7FFF_FFFF;
+    if ax >= 0x4195_B844 {
+        // |x| ≥ 27·ln2: NaN, ±inf, overflow, or −1 for large negative x.
+        if ax > 0x7F80_0000 {
+            return x + x;
+        }
+        if ax == 0x7F80_0000 {
+            return if neg { -1.0 } else { x };
+        }
+        if !neg && x > f32::from_bits(0x42B1_7180) {
+            return f32::INFINITY;
+        }
+        if neg {
+            return -1.0;
+        }
+    }
+    let (mut x, k, c) = if ax > 0x3EB1_7218 {
+        // |x| > ln2/2: reduce.
+        let (hi, lo, k) = if ax < 0x3F85_1592 {
+            if neg { (x + LN2_HI_D, -LN2_LO_D, -1) } else { (x - LN2_HI_D, LN2_LO_D, 1) }
+        } else {
+            let k = (INVLN2 * x + if neg { -0.5 } else { 0.5 }) as i32; // truncation, as C's conversion
+            let t = k as f32;
+            (x - t * LN2_HI_D, t * LN2_LO_D, k)
+        };
+        let r = hi - lo;
+        (r, k, (hi - r) - lo)
+    } else if ax < 0x3300_0000 {
+        return x; // |x| < 2^-25
+    } else {
+        (x, 0, 0.0)
+    };
+    let hfx = 0.5 * x;
+    let hxs = x * hfx;
+    let r1 = 1.0 + hxs * (Q[0] + hxs * (Q[1] + hxs * (Q[2] + hxs * (Q[3] + hxs * Q[4]))));
+    let t = 3.0 - r1 * hfx;
+    let mut e = hxs * ((r1 - t) / (6.0 - x * t));
+    if k == 0 {
+        return x - (x * e - hxs);
+    }
+    e = x * (e - c) - c;
+    e -= hxs;
+    if k == -1 {
+        return 0.5 * (x - e) - 0.5;
+    }
+    if k == 1 {
+        return if x < -0.25 { -2.0 * (e - (x + 0.5)) } else { 1.0 + 2.0 * (x - e) };
+    }
+    let scale = |y: f32| f32::from_bits(y.to_bits().wrapping_add((k << 23) as u32));
+    if k <= -2 || k > 56 {
+        return scale(1.0 - (e - x)) - 1.0;
+    }
+    if k < 23 {
+        let t = f32::from_bits(0x3F80_0000 - (0x0100_0000 >> k)); // 1 − 2^-k
+        scale(t - (e - x))
+    } else {
+        let t = f32::from_bits(((0x7F - k) << 23) as u32); // 2^-k
+        x = x - (e + t);
+        scale(x + 1.0)
+    }
+}
+
+/// tanh for f32 as glibc's `tanhf` computes it (fdlibm's `s_tanhf.c`): ±1 beyond |x| = 22,
+/// x·(1 + x) below 2^-55, else from t = [`expm1f`](±2|x|): 1 − 2/(t + 2) for |x| ≥ 1,
+/// −t/(t + 2) below (t of −2|x|); the sign restored last. Measured on this project's x86-64 host
+/// (glibc 2.36): equal to the platform `tanhf` on every f32 (test `tanhf_matches_platform_tanhf`).
+/// Rust's `libm` (musl's method, other thresholds) differs on some inputs, among them ones that
+/// decide an f16 rounding in [`gelu_f32`]. glibc ≥ 2.41 may take a correctly rounded method
+/// instead; the sweep test says whether this host's still agrees.
+pub fn tanhf(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let ax = bits & 0x7FFF_FFFF;
+    if ax >= 0x7F80_0000 {
+        return if bits >> 31 == 0 { 1.0 / x + 1.0 } else { 1.0 / x - 1.0 };
+    }
+    let z = if ax < 0x41B0_0000 {
+        if ax == 0 {
+            return x;
+        }
+        if ax < 0x2400_0000 {
+            return x * (1.0 + x);
+        }
+        let a = f32::from_bits(ax);
+        if ax >= 0x3F80_0000 {
+            let t = expm1f(2.0 * a);
+            1.0 - 2.0 / (t + 2.0)
+        } else {
+            let t = expm1f(-2.0 * a);
+            -t / (t + 2.0)
+        }
+    } else {
+        1.0
+    };
+    if bits >> 31 == 0 { z } else { -z }
+}
+
+/// GELU, tanh form, as ggml's `ggml_gelu_f32` evaluates it in llama.cpp's x86 build:
+/// 0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x·x))) left to right in f32, GCC contracting
+/// `1 + (0.044715·x)·x` into one fused multiply-add (the x86 builds have FMA), tanh as glibc's
+/// ([`tanhf`]). ggml tabulates it over f16 inputs (`ggml_table_gelu_f16`, f16 results):
+/// [`gelu_f16_table`].
+pub fn gelu_f32(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + tanhf(SQRT_2_OVER_PI * x * fma(GELU_COEF_A * x, x, 1.0)))
+}
+
+/// ggml's GELU table (`ggml_table_gelu_f16`): entry h = f16(GELU(h as f16)) for every half h, as
+/// f16 bits. `table` must hold 65536 entries.
+pub fn gelu_f16_table(table: &mut [u16]) {
+    for (h, d) in table.iter_mut().enumerate().take(1 << 16) {
+        *d = f32_to_f16(gelu_f32(f16_to_f32(h as u16)));
+    }
+}
+
 /// `ggml_vec_dot_f16` of the f16 row `k` with `q` (f32 values already rounded to f16, len ≥
 /// k.len()), in the order of ggml's AVX-512 build: four 16-lane f32 accumulators fed with fused
 /// multiply-adds, 64 elements per step; then x0+x2, x1+x3, x0+x1, the 16 lanes reduced as GCC's
@@ -214,6 +343,50 @@ mod tests {
                 assert!(diff <= 8, "expf({x:e}) = {a:e}, platform {e:e}");
             }
         }
+    }
+
+    /// Every f32 input: [`tanhf`] equals the platform's `tanhf` (glibc; see its doc).
+    #[test]
+    #[ignore = "sweeps all 2^32 inputs: cargo test --release -p wasm-chord-kernels -- --ignored"]
+    fn tanhf_matches_platform_tanhf() {
+        for b in 0..=u32::MAX {
+            let x = f32::from_bits(b);
+            let (a, e) = (tanhf(x), x.tanh());
+            assert!(a.to_bits() == e.to_bits() || (a.is_nan() && e.is_nan()), "tanhf({x:e}) = {a:e}, platform {e:e}");
+        }
+    }
+
+    /// The tanh arguments GELU's table produces (one per f16 input), and a stride through all
+    /// f32: [`tanhf`] and [`expm1f`] equal the platform's.
+    #[test]
+    fn tanhf_and_expm1f_match_platform_on_a_sample() {
+        let arg = |x: f32| 0.797_884_6 * x * (0.044715 * x).mul_add(x, 1.0);
+        for h in 0..=u16::MAX {
+            let x = arg(f16_to_f32(h));
+            assert!(tanhf(x).to_bits() == x.tanh().to_bits() || x.is_nan(), "tanhf({x:e})");
+        }
+        for b in (0..=u32::MAX).step_by(4099) {
+            let x = f32::from_bits(b);
+            let (t, m) = (tanhf(x), expm1f(x));
+            assert!(t.to_bits() == x.tanh().to_bits() || x.is_nan(), "tanhf({x:e}) = {t:e}, platform {:e}", x.tanh());
+            assert!(m.to_bits() == x.exp_m1().to_bits() || x.is_nan(), "expm1f({x:e}) = {m:e}, platform {:e}", x.exp_m1());
+        }
+    }
+
+    /// The GELU table equals ggml's x86 build of it: `ggml_gelu_f32` compiled with FMA
+    /// contraction over the platform's `tanhf`, rounded to f16 (F16C rounding, nearest even).
+    /// At f16 0xBFFF (x = −1.99902) the contraction decides the f16 result (0xA9D3 fused,
+    /// 0xA9D2 not), as gemma3's GEGLU meets in real prompts.
+    #[test]
+    fn gelu_table_matches_ggml_x86_build() {
+        let mut t = vec![0u16; 1 << 16];
+        gelu_f16_table(&mut t);
+        for (h, &g) in t.iter().enumerate() {
+            let x = f16_to_f32(h as u16);
+            let want = f32_to_f16(0.5 * x * (1.0 + (0.797_884_6 * x * (0.044715 * x).mul_add(x, 1.0)).tanh()));
+            assert!(g == want || x.is_nan(), "gelu table at {h:#06x}: {g:#06x}, want {want:#06x}");
+        }
+        assert_eq!(t[0xBFFF], 0xA9D3);
     }
 
     #[test]

@@ -70,8 +70,8 @@ mod simd_k;
 mod types;
 
 pub use act::{
-    FA_TILE_KV, FA_TILE_Q, dot_f16, dot_f16_ref, expf, f16_axpy, f16_axpy_ref, f16_round, f16_scale,
-    f16_scale_ref, fa_tile, fa_tile_ref, swiglu_v, swiglu_v_ref, v_expf_ref,
+    FA_TILE_KV, FA_TILE_Q, dot_f16, dot_f16_ref, expf, expm1f, f16_axpy, f16_axpy_ref, f16_round, f16_scale,
+    f16_scale_ref, fa_tile, fa_tile_ref, gelu_f16_table, gelu_f32, swiglu_v, swiglu_v_ref, tanhf, v_expf_ref,
 };
 
 pub use dequant::dequantize_row;
