@@ -144,6 +144,21 @@ pub(crate) fn dot_u7(a: v128, q: v128, acc: v128) -> v128 {
     i32x4_add(acc, dot4_i8(a, q))
 }
 
+/// `Σ a[i]·q[i]` over bytes 4k..4k+3 into lane k, for signed `a` and `q` in 0..=127: [`dot_u7`]
+/// without the accumulator (Wasmtime: `pmaddubsw` and `pmaddwd`, no add or accumulator load).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+pub(crate) fn dot_u7_0(a: v128, q: v128) -> v128 {
+    i32x4_extadd_pairwise_i16x8(i16x8_relaxed_dot_i8x16_i7x16(a, q))
+}
+
+/// [`dot_u7_0`] in simd128.
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+pub(crate) fn dot_u7_0(a: v128, q: v128) -> v128 {
+    dot4_i8(a, q)
+}
+
 /// `a·b + c` lane-wise, fused (`f32x4.relaxed_madd`; Wasmtime emits a single-rounding FMA on
 /// hosts that have one, equal to `_mm256_fmadd_ps` and to [`crate::dot::fma`]).
 #[cfg(target_feature = "relaxed-simd")]
@@ -364,7 +379,7 @@ pub(crate) fn nibbles(q: v128) -> (v128, v128) {
 /// dots with quants − `off`.
 #[inline(always)]
 fn minus_off_sums(y: v128, off: u8) -> v128 {
-    i32x4_sub(ZERO, dot_u7(y, u8x16_splat(off), ZERO))
+    i32x4_sub(ZERO, dot_u7_0(y, u8x16_splat(off)))
 }
 
 /// Q8_1 activation: quants at +4, no correction.
@@ -447,7 +462,7 @@ impl Fmt32 for Q4_1F {
     unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
         // SAFETY: qs at +4 .. +20.
         let (lo, hi) = nibbles(unsafe { ldo(w, bw, 4) });
-        (dot_u7(y[0], lo, ZERO), dot_u7(y[1], hi, ZERO))
+        (dot_u7_0(y[0], lo), dot_u7_0(y[1], hi))
     }
 }
 
@@ -511,7 +526,7 @@ impl Fmt32 for Q5_1F {
     unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
         // SAFETY: qh at +4, qs at +8 .. +24.
         let (q0, q1) = unsafe { q5_quants(w, bw + 4, bw + 8) };
-        (dot_u7(y[0], q0, ZERO), dot_u7(y[1], q1, ZERO))
+        (dot_u7_0(y[0], q0), dot_u7_0(y[1], q1))
     }
 }
 

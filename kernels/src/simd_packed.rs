@@ -5,7 +5,7 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, f16x8_to_f32, h, ld, ldo, nibbles, with_prepared};
+use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, dot_u7_0, f16x8_to_f32, h, ld, ldo, nibbles, with_prepared};
 use crate::pack::LAYOUTS;
 use crate::types::GgmlType;
 
@@ -113,7 +113,12 @@ impl<F: Fmt32, const FIFTH: bool, const QH: usize, const QS: usize> Packed32 for
         } else {
             (n0, n1)
         };
-        (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
+        if F::M_OFF.is_some() {
+            // A minimum instead of an offset: no correction to start from.
+            (dot_u7_0(y[0], q0), dot_u7_0(y[1], q1))
+        } else {
+            (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
+        }
     }
 }
 
