@@ -131,7 +131,7 @@ pub fn expm1f(x: f32) -> f32 {
         scale(t - (e - x))
     } else {
         let t = f32::from_bits(((0x7F - k) << 23) as u32); // 2^-k
-        x = x - (e + t);
+        x -= e + t;
         scale(x + 1.0)
     }
 }

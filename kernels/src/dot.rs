@@ -2,7 +2,9 @@
 //! by the block deltas in f32. The 32-element types follow the summation order of ggml-cpu's x86
 //! kernels (what llama.cpp runs on the machines we compare against, see [`blocks32`]); the others
 //! follow ggml-cpu's `_generic` kernels (ggml-cpu/quants.c, vec.cpp). (The K-quant generics
-//! spread the f32 sum over 8 lanes; here each block adds `d * isum` once.)
+//! spread the f32 sum over 8 lanes; here each block adds `d * isum` once.) Each format's own
+//! block dot lives in its home in [`crate::formats`]; here are the dispatcher and the row sums
+//! and helpers the formats share.
 
 use crate::f16::{bf16_to_f32, f16_to_f32};
 use crate::types::*;
@@ -11,40 +13,22 @@ use crate::types::*;
 /// (type `t.vec_dot_type()`). Lengths are checked by the caller ([`crate::vec_dot_ref`]).
 pub(crate) fn vec_dot_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     match t {
-        GgmlType::F32 => dot_f32(n, w, a),
-        GgmlType::F16 => dot_half(n, w, a, f16_to_f32),
-        GgmlType::BF16 => dot_half(n, w, a, bf16_to_f32),
-        GgmlType::Q4_0 => blocks32(w, a, t, q4_0_block),
-        GgmlType::Q5_0 => blocks32(w, a, t, q5_0_block),
-        GgmlType::Q8_0 => blocks32(w, a, t, q8_0_block),
-        GgmlType::Q4_1 => blocks32(w, a, t, q4_1_block),
-        GgmlType::Q5_1 => blocks32(w, a, t, q5_1_block),
+        GgmlType::F32 => crate::formats::float::dot_f32(n, w, a),
+        GgmlType::F16 => crate::formats::float::dot_half(n, w, a, f16_to_f32),
+        GgmlType::BF16 => crate::formats::float::dot_half(n, w, a, bf16_to_f32),
+        GgmlType::Q4_0 => blocks32(w, a, t, crate::formats::q4_0::dot_block),
+        GgmlType::Q5_0 => blocks32(w, a, t, crate::formats::q5_0::dot_block),
+        GgmlType::Q8_0 => blocks32(w, a, t, crate::formats::q8_0::dot_block),
+        GgmlType::Q4_1 => blocks32(w, a, t, crate::formats::q4_1::dot_block),
+        GgmlType::Q5_1 => blocks32(w, a, t, crate::formats::q5_1::dot_block),
         GgmlType::Q8_1 => f32::NAN, // not a weight type of any vec_dot
-        GgmlType::Q2_K => blocks_k(w, a, t, q2_k_block),
-        GgmlType::Q3_K => blocks_k(w, a, t, q3_k_block),
-        GgmlType::Q4_K => q4_k_x86(w, a, false),
-        GgmlType::Q5_K => blocks_k(w, a, t, q5_k_block),
-        GgmlType::Q6_K => q6_k_x86(w, a),
+        GgmlType::Q2_K => blocks_k(w, a, t, crate::formats::q2_k::dot_block),
+        GgmlType::Q3_K => blocks_k(w, a, t, crate::formats::q3_k::dot_block),
+        GgmlType::Q4_K => crate::formats::q4_k::dot_ref(w, a, false),
+        GgmlType::Q5_K => blocks_k(w, a, t, crate::formats::q5_k::dot_block),
+        GgmlType::Q6_K => crate::formats::q6_k::dot_ref(w, a),
         GgmlType::Q8_K => f32::NAN,
     }
-}
-
-/// `ggml_vec_dot_f32` generic: products in f32, summed in f64 (`ggml_float`).
-fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut s = 0.0f64;
-    for i in 0..n {
-        s += (rd_f32(w, 4 * i) * rd_f32(a, 4 * i)) as f64;
-    }
-    s as f32
-}
-
-/// `ggml_vec_dot_f16`/`bf16` generic: products of the widened values in f32, summed in f64.
-fn dot_half(n: usize, w: &[u8], a: &[u8], cvt: fn(u16) -> f32) -> f32 {
-    let mut s = 0.0f64;
-    for i in 0..n {
-        s += (cvt(rd_u16(w, 2 * i)) * cvt(rd_u16(a, 2 * i))) as f64;
-    }
-    s as f32
 }
 
 /// The summation order of ggml-cpu's x86 kernels (AVX2 and the AVX-512 builds, which use the
@@ -93,10 +77,10 @@ impl Lanes32 {
 /// One 32-element block pair, decoded: weight quants, activation quants, `d_w·d_a` (f32
 /// product of the two f16 deltas), and `(m_w, s_a)` for the types with a minimum.
 pub(crate) struct Block32 {
-    qw: [i32; 32],
-    qa: [i32; 32],
-    d: f32,
-    ms: Option<(f32, f32)>,
+    pub(crate) qw: [i32; 32],
+    pub(crate) qa: [i32; 32],
+    pub(crate) d: f32,
+    pub(crate) ms: Option<(f32, f32)>,
 }
 
 /// `hsum_float_8` (ggml-cpu x86): ((l4+l0) + (l6+l2)) + ((l5+l1) + (l7+l3)).
@@ -129,68 +113,34 @@ pub fn fma(a: f32, b: f32, c: f32) -> f32 {
 
 /// Activation quants `qs[j]` of a Q8_0 (`qs_off` = 2) or Q8_1 (4) block.
 #[inline]
-fn a8s(ba: &[u8], qs_off: usize) -> [i32; 32] {
+pub(crate) fn a8s(ba: &[u8], qs_off: usize) -> [i32; 32] {
     core::array::from_fn(|j| ba[qs_off + j] as i8 as i32)
 }
 
 /// Nibbles of a 16-byte `qs`: low nibbles are elements 0..16, high nibbles 16..32.
 #[inline]
-fn nibbles(qs: &[u8]) -> [i32; 32] {
+pub(crate) fn nibbles(qs: &[u8]) -> [i32; 32] {
     core::array::from_fn(|j| if j < 16 { (qs[j] & 0xF) as i32 } else { (qs[j - 16] >> 4) as i32 })
 }
 
 #[inline]
-fn dd(b: &[u8], ba: &[u8]) -> f32 {
+pub(crate) fn dd(b: &[u8], ba: &[u8]) -> f32 {
     f16_to_f32(rd_u16(b, 0)) * f16_to_f32(rd_u16(ba, 0))
-}
-
-/// `ggml_vec_dot_q4_0_q8_0` for one block: quants − 8.
-pub(crate) fn q4_0_block(b: &[u8], ba: &[u8]) -> Block32 {
-    let q = nibbles(&b[off::Q4_0_QS..off::Q4_0_QS + 16]);
-    Block32 { qw: core::array::from_fn(|j| q[j] - 8), qa: a8s(ba, off::Q8_0_QS), d: dd(b, ba), ms: None }
-}
-
-/// `ggml_vec_dot_q4_1_q8_1` for one block: raw nibbles, plus m·s.
-pub(crate) fn q4_1_block(b: &[u8], ba: &[u8]) -> Block32 {
-    let ms = (f16_to_f32(rd_u16(b, off::Q4_1_M)), f16_to_f32(rd_u16(ba, off::Q8_1_S)));
-    Block32 { qw: nibbles(&b[off::Q4_1_QS..off::Q4_1_QS + 16]), qa: a8s(ba, off::Q8_1_QS), d: dd(b, ba), ms: Some(ms) }
 }
 
 /// 5-bit quant j (0..32) of a Q5 block with high bits `qh` and nibbles at `qs`.
 #[inline]
-fn q5(qh: u32, qs: &[u8], j: usize) -> i32 {
+pub(crate) fn q5(qh: u32, qs: &[u8], j: usize) -> i32 {
     let nib = if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 };
     (nib as i32) | ((((qh >> j) & 1) as i32) << 4)
 }
 
-/// `ggml_vec_dot_q5_0_q8_0` for one block: 5-bit quants − 16.
-pub(crate) fn q5_0_block(b: &[u8], ba: &[u8]) -> Block32 {
-    let h = off::Q5_0_QH;
-    let qh = u32::from_le_bytes([b[h], b[h + 1], b[h + 2], b[h + 3]]);
-    let qs = &b[off::Q5_0_QS..off::Q5_0_QS + 16];
-    Block32 { qw: core::array::from_fn(|j| q5(qh, qs, j) - 16), qa: a8s(ba, off::Q8_0_QS), d: dd(b, ba), ms: None }
-}
-
-/// `ggml_vec_dot_q5_1_q8_1` for one block: raw 5-bit quants, plus m·s.
-pub(crate) fn q5_1_block(b: &[u8], ba: &[u8]) -> Block32 {
-    let h = off::Q5_1_QH;
-    let qh = u32::from_le_bytes([b[h], b[h + 1], b[h + 2], b[h + 3]]);
-    let qs = &b[off::Q5_1_QS..off::Q5_1_QS + 16];
-    let ms = (f16_to_f32(rd_u16(b, off::Q5_1_M)), f16_to_f32(rd_u16(ba, off::Q8_1_S)));
-    Block32 { qw: core::array::from_fn(|j| q5(qh, qs, j)), qa: a8s(ba, off::Q8_1_QS), d: dd(b, ba), ms: Some(ms) }
-}
-
-/// `ggml_vec_dot_q8_0_q8_0` for one block.
-pub(crate) fn q8_0_block(b: &[u8], ba: &[u8]) -> Block32 {
-    Block32 { qw: a8s(b, off::Q8_0_QS), qa: a8s(ba, off::Q8_0_QS), d: dd(b, ba), ms: None }
-}
-
 /// Integer parts of one K-quant block dot: `(isum, summs, d_w, dmin_w)`; the block adds
 /// `(d_w * d_a) * isum - (dmin_w * d_a) * summs`.
-type KParts = (i32, i32, f32, f32);
+pub(crate) type KParts = (i32, i32, f32, f32);
 
 /// Sums the K-quant blocks of a row.
-fn blocks_k(w: &[u8], a: &[u8], t: GgmlType, f: fn(&[u8], &[u8]) -> KParts) -> f32 {
+pub(crate) fn blocks_k(w: &[u8], a: &[u8], t: GgmlType, f: fn(&[u8], &[u8]) -> KParts) -> f32 {
     let ts = t.type_size();
     let ats = GgmlType::Q8_K.type_size();
     let mut sumf = 0.0f32;
@@ -204,50 +154,18 @@ fn blocks_k(w: &[u8], a: &[u8], t: GgmlType, f: fn(&[u8], &[u8]) -> KParts) -> f
 
 /// Q8_K quant `j` of block `ba`.
 #[inline]
-fn q8k(ba: &[u8], j: usize) -> i32 {
+pub(crate) fn q8k(ba: &[u8], j: usize) -> i32 {
     ba[off::Q8K_QS + j] as i8 as i32
 }
 
 /// Q8_K bsum `j` (0..16) of block `ba`.
 #[inline]
-fn bsum(ba: &[u8], j: usize) -> i32 {
+pub(crate) fn bsum(ba: &[u8], j: usize) -> i32 {
     rd_u16(ba, off::Q8K_BSUMS + 2 * j) as i16 as i32
 }
 
-/// `ggml_vec_dot_q2_K_q8_K_generic`, one block.
-fn q2_k_block(b: &[u8], ba: &[u8]) -> KParts {
-    let sc = &b[off::Q2K_SCALES..off::Q2K_SCALES + 16];
-    let summs: i32 = (0..16).map(|j| bsum(ba, j) * (sc[j] >> 4) as i32).sum();
-    let mut isum = 0i32;
-    for e in 0..QK_K {
-        let (n, j, l) = (e / 128, (e % 128) / 32, e % 32);
-        let q = (b[off::Q2K_QS + 32 * n + l] >> (2 * j)) & 3;
-        isum += (sc[e / 16] & 0xF) as i32 * (q as i32 * q8k(ba, e));
-    }
-    (
-        isum,
-        summs,
-        f16_to_f32(rd_u16(b, off::Q2K_D)),
-        f16_to_f32(rd_u16(b, off::Q2K_DMIN)),
-    )
-}
-
-/// `ggml_vec_dot_q3_K_q8_K_generic`, one block.
-fn q3_k_block(b: &[u8], ba: &[u8]) -> KParts {
-    let sc = q3k_scales(&b[off::Q3K_SCALES..off::Q3K_SCALES + 12]);
-    let mut isum = 0i32;
-    for e in 0..QK_K {
-        let (n, j, l) = (e / 128, (e % 128) / 32, e % 32);
-        let lo = ((b[off::Q3K_QS + 32 * n + l] >> (2 * j)) & 3) as i32;
-        let hbit = (b[off::Q3K_HMASK + l] >> (4 * n + j)) & 1;
-        let q = lo - if hbit != 0 { 0 } else { 4 };
-        isum += sc[e / 16] as i32 * (q * q8k(ba, e));
-    }
-    (isum, 0, f16_to_f32(rd_u16(b, off::Q3K_D)), 0.0)
-}
-
 /// Shared by Q4_K/Q5_K: integer dot given a function producing quant `e` (0..256).
-fn qk_k_parts(
+pub(crate) fn qk_k_parts(
     b: &[u8],
     ba: &[u8],
     sc_off: usize,
@@ -258,7 +176,7 @@ fn qk_k_parts(
 }
 
 /// [`qk_k_parts`] over the 32-element sub-blocks `sbs` only.
-fn qk_k_parts_of(
+pub(crate) fn qk_k_parts_of(
     b: &[u8],
     ba: &[u8],
     sc_off: usize,
@@ -287,77 +205,3 @@ fn qk_k_parts_of(
 }
 
 
-/// The Q4_K parts of sub-blocks `sbs`.
-fn q4_k_parts(b: &[u8], ba: &[u8], sbs: core::ops::Range<usize>) -> KParts {
-    qk_k_parts_of(b, ba, off::Q4K_SCALES, off::Q4K_DMIN, |e| {
-        let byte = b[off::Q4K_QS + 32 * (e / 64) + e % 32];
-        (if (e / 32) % 2 == 0 {
-            byte & 0xF
-        } else {
-            byte >> 4
-        }) as i32
-    }, sbs)
-}
-
-/// `ggml_vec_dot_q5_K_q8_K_generic`, one block.
-fn q5_k_block(b: &[u8], ba: &[u8]) -> KParts {
-    qk_k_parts(b, ba, off::Q5K_SCALES, off::Q5K_DMIN, |e| {
-        let byte = b[off::Q5K_QS + 32 * (e / 64) + e % 32];
-        let lo = if (e / 32) % 2 == 0 {
-            byte & 0xF
-        } else {
-            byte >> 4
-        };
-        let hi = (b[off::Q5K_QH + e % 32] >> (e / 32)) & 1;
-        (lo | (hi << 4)) as i32
-    })
-}
-
-/// Q4_K · Q8_K as ggml-cpu's x86 build computes it: llama.cpp repacks Q4_K weights into
-/// `block_q4_Kx8` and multiplies with `ggml_gemv_q4_K_8x8_q8_K` (single activation rows) or
-/// `ggml_gemm_q4_K_8x8_q8_K` (groups of 4 rows, `grouped`), which take exact integer sums and
-/// fuse them into two f32 chains, `acc = fma(isum, d_w·d_a, acc)` and `accm = fma(summs,
-/// dmin_w·d_a, accm)`, result acc − accm. gemv adds one term per 256-element block, gemm one per
-/// 64 elements (pair of sub-blocks).
-pub(crate) fn q4_k_x86(w: &[u8], a: &[u8], grouped: bool) -> f32 {
-    let (ts, ats) = (GgmlType::Q4_K.type_size(), GgmlType::Q8_K.type_size());
-    let (mut acc, mut accm) = (0f32, 0f32);
-    let (step, steps) = if grouped { (2, 4) } else { (8, 1) };
-    for (b, ba) in w.chunks_exact(ts).zip(a.chunks_exact(ats)) {
-        let dy = rd_f32(ba, 0);
-        for k in 0..steps {
-            let (isum, summs, d, dmin) = q4_k_parts(b, ba, step * k..step * (k + 1));
-            acc = fma(isum as f32, d * dy, acc);
-            accm = fma(summs as f32, dmin * dy, accm);
-        }
-    }
-    acc - accm
-}
-
-/// `ggml_vec_dot_q6_K_q8_K` as ggml-cpu's x86 (AVX2) build computes it: per block, 8 integer
-/// lanes (lane L takes elements 4L..4L+3 of every 32-element chunk, times the chunk half's
-/// scale, minus 32·(bsums[2L]·sc[2L] + bsums[2L+1]·sc[2L+1])), each fused into an f32 lane by
-/// `d = d_a · d_w`; `hsum_float_8` at the end.
-fn q6_k_x86(w: &[u8], a: &[u8]) -> f32 {
-    let (ts, ats) = (GgmlType::Q6_K.type_size(), GgmlType::Q8_K.type_size());
-    let mut acc = [0f32; 8];
-    for (b, ba) in w.chunks_exact(ts).zip(a.chunks_exact(ats)) {
-        let mut lanes = [0i32; 8];
-        for e in 0..QK_K {
-            let (n, k, l) = (e / 128, (e % 128) / 32, e % 32);
-            let ql = b[off::Q6K_QL + 64 * n + l + 32 * (k % 2)];
-            let lo = if k < 2 { ql & 0xF } else { ql >> 4 };
-            let hi = (b[off::Q6K_QH + 32 * n + l] >> (2 * k)) & 3;
-            let q = (lo | (hi << 4)) as i32;
-            let sc = b[off::Q6K_SCALES + e / 16] as i8 as i32;
-            lanes[l / 4] += sc * (q * q8k(ba, e));
-        }
-        let sc = |j: usize| b[off::Q6K_SCALES + j] as i8 as i32;
-        let d = rd_f32(ba, 0) * f16_to_f32(rd_u16(b, off::Q6K_D));
-        for (lane, (acc, &isum)) in acc.iter_mut().zip(&lanes).enumerate() {
-            let corr = (bsum(ba, 2 * lane) * sc(2 * lane) + bsum(ba, 2 * lane + 1) * sc(2 * lane + 1)) << 5;
-            *acc = fma(d, (isum - corr) as f32, *acc);
-        }
-    }
-    hsum_float_8(&acc)
-}

@@ -49,7 +49,10 @@
 //!   AVX-512 f16 dot order, glibc's `expf`) and `ggml_v_expf`.
 //!
 //! Layouts follow llama.cpp's `ggml-common.h`; algorithms are ported from `ggml-quants.c` and
-//! `ggml-cpu/quants.c` (cited per function).
+//! `ggml-cpu/quants.c` (cited per function). Each format has one home, [`formats`]`::<format>`:
+//! its block, dequantizer, reference quantizer, scalar reference dot and SIMD kernels, in that
+//! order; the modules by operation (`dequant`, `quant`, `dot`, `simd`, `simd_k`, `simd_packed`)
+//! hold the dispatchers and what several formats share.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -57,6 +60,7 @@ mod act;
 mod dequant;
 mod dot;
 mod f16;
+pub mod formats;
 mod pack;
 mod quant;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -112,10 +116,11 @@ pub fn f16_to_f32_lanes(halves: &[u16], out: &mut [f32], scales: bool) {
 
 pub use pack::{has_packed_layout, pack_rows, unpack_rows};
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use quant::{quantize_row_q8_k_x4, quantize_row_ref, quantize_row_scalar};
+pub use formats::q8_k::quantize_row_q8_k_x4;
+pub use quant::{quantize_row_ref, quantize_row_scalar};
+pub use formats::{q8_1::BlockQ8_1, q8_k::BlockQ8K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0, q2_k::BlockQ2K, q3_k::BlockQ3K, q4_k::BlockQ4K, q5_k::BlockQ5K, q6_k::BlockQ6K};
 pub use types::{
-    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
-    BlockQ8_0, BlockQ8_1, BlockQ8K, GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
+    GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
     QK8_0, QK8_1,
 };
 
@@ -239,7 +244,7 @@ pub fn vec_dot_ref_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
         debug_assert!(false, "vec_dot_ref_x4: bad lengths for {t:?} n={n}");
         return f32::NAN;
     }
-    if t == GgmlType::Q4_K { dot::q4_k_x86(&w[..t.row_bytes(n).unwrap_or(0)], a, true) } else { dot::vec_dot_ref(t, n, w, a) }
+    if t == GgmlType::Q4_K { formats::q4_k::dot_ref(&w[..t.row_bytes(n).unwrap_or(0)], a, true) } else { dot::vec_dot_ref(t, n, w, a) }
 }
 
 /// [`vec_dot_rows`] / [`vec_dot_rows_x4`].

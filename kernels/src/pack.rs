@@ -226,14 +226,14 @@ fn unpack_group(l: Layout, p: &mut [u8], g: &mut [u8]) {
 /// `t`; lengths checked by the caller): each group unpacked on the stack, then the blocks summed
 /// exactly as [`crate::vec_dot_ref`] sums the original row.
 pub(crate) fn vec_dot_packed_ref(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
-    use crate::dot::{Block32, Lanes32, q4_0_block, q4_1_block, q5_0_block, q5_1_block, q8_0_block};
+    use crate::dot::{Block32, Lanes32};
     let (wts, ats) = (t.type_size(), t.vec_dot_type().type_size());
     let block: fn(&[u8], &[u8]) -> Block32 = match t {
-        GgmlType::Q4_0 => q4_0_block,
-        GgmlType::Q4_1 => q4_1_block,
-        GgmlType::Q5_0 => q5_0_block,
-        GgmlType::Q5_1 => q5_1_block,
-        GgmlType::Q8_0 => q8_0_block,
+        GgmlType::Q4_0 => crate::formats::q4_0::dot_block,
+        GgmlType::Q4_1 => crate::formats::q4_1::dot_block,
+        GgmlType::Q5_0 => crate::formats::q5_0::dot_block,
+        GgmlType::Q5_1 => crate::formats::q5_1::dot_block,
+        GgmlType::Q8_0 => crate::formats::q8_0::dot_block,
         _ => return crate::dot::vec_dot_ref(t, n, w, a),
     };
     let nb = n / t.block_size();

@@ -5,16 +5,19 @@
 //! The K-quant helpers (`make_qx_quants`, `make_q3_quants`, `make_qkx2_quants`, `nearest_int`) follow
 //! ggml's operation order; a C compiler may fuse some multiply-adds, so an encoding can differ from
 //! llama-quantize's in rare ties, but every output is a valid block of its type.
+//!
+//! Each format's block quantizer lives in its home in [`crate::formats`]; here are the
+//! dispatchers and the helpers several formats share.
 
 use crate::f16::{f16_to_f32, f32_to_bf16, f32_to_f16};
 use crate::types::*;
 
 /// ggml's `GROUP_MAX_EPS`: groups with |x| below this are all-zero.
-const GROUP_MAX_EPS: f32 = 1e-15;
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// Round to nearest (ties to even) via ggml's magic-number trick (`nearest_int`).
 #[inline]
-fn nearest_int(fval: f32) -> i32 {
+pub(crate) fn nearest_int(fval: f32) -> i32 {
     debug_assert!(fval.is_nan() || fval.abs() <= 4_194_303.0);
     let val = fval + 12_582_912.0;
     (val.to_bits() as i32 & 0x007F_FFFF) - 0x0040_0000
@@ -22,7 +25,7 @@ fn nearest_int(fval: f32) -> i32 {
 
 /// C `roundf`: half away from zero.
 #[inline]
-fn roundf(x: f32) -> f32 {
+pub(crate) fn roundf(x: f32) -> f32 {
     // core has no f32::round in no_std; emulate with truncation (exact for |x| < 2^23).
     if x.is_nan() || x.abs() >= 8_388_608.0 {
         return x;
@@ -79,18 +82,18 @@ pub fn quantize_row_ref(t: GgmlType, x: &[f32], out: &mut [u8]) {
         GgmlType::F32 => |x, y| y.copy_from_slice(&x[0].to_le_bytes()),
         GgmlType::F16 => |x, y| wr_u16(y, 0, f32_to_f16(x[0])),
         GgmlType::BF16 => |x, y| wr_u16(y, 0, f32_to_bf16(x[0])),
-        GgmlType::Q4_0 => q4_0_block,
-        GgmlType::Q4_1 => q4_1_block,
-        GgmlType::Q5_0 => q5_0_block,
-        GgmlType::Q5_1 => q5_1_block,
-        GgmlType::Q8_0 => q8_0_block_ref,
-        GgmlType::Q8_1 => q8_1_block_ref,
-        GgmlType::Q2_K => q2_k_block,
-        GgmlType::Q3_K => q3_k_block,
-        GgmlType::Q4_K => q4_k_block,
-        GgmlType::Q5_K => q5_k_block,
-        GgmlType::Q6_K => q6_k_block,
-        GgmlType::Q8_K => q8_k_block,
+        GgmlType::Q4_0 => crate::formats::q4_0::quantize,
+        GgmlType::Q4_1 => crate::formats::q4_1::quantize,
+        GgmlType::Q5_0 => crate::formats::q5_0::quantize,
+        GgmlType::Q5_1 => crate::formats::q5_1::quantize,
+        GgmlType::Q8_0 => crate::formats::q8_0::quantize,
+        GgmlType::Q8_1 => crate::formats::q8_1::quantize,
+        GgmlType::Q2_K => crate::formats::q2_k::quantize,
+        GgmlType::Q3_K => crate::formats::q3_k::quantize,
+        GgmlType::Q4_K => crate::formats::q4_k::quantize,
+        GgmlType::Q5_K => crate::formats::q5_k::quantize,
+        GgmlType::Q6_K => crate::formats::q6_k::quantize,
+        GgmlType::Q8_K => crate::formats::q8_k::quantize,
     };
     for (xb, yb) in x.chunks_exact(qk).zip(out.chunks_exact_mut(ts)) {
         f(xb, yb);
@@ -134,7 +137,7 @@ fn q8_block_x86(x: &[f32], y: &mut [u8], with_sum: bool) {
 
 /// Index and value of the element with the largest |x| (first on ties), as ggml's loops.
 #[inline]
-fn signed_absmax(x: &[f32]) -> (f32, f32) {
+pub(crate) fn signed_absmax(x: &[f32]) -> (f32, f32) {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if amax < v.abs() {
@@ -147,7 +150,7 @@ fn signed_absmax(x: &[f32]) -> (f32, f32) {
 
 /// min and max of `x` starting from ±FLT_MAX (as `quantize_row_q4_1_ref`).
 #[inline]
-fn min_max(x: &[f32]) -> (f32, f32) {
+pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
     for &v in x {
         if v < min {
@@ -162,39 +165,12 @@ fn min_max(x: &[f32]) -> (f32, f32) {
 
 /// C `MIN(hi, (int8_t)(v))` then stored as `uint8_t` (the cast truncates toward zero).
 #[inline]
-fn trunc_min(v: f32, hi: i32) -> u8 {
+pub(crate) fn trunc_min(v: f32, hi: i32) -> u8 {
     ((v as i32 as i8 as i32).min(hi)) as u8
 }
 
-/// (32) → block_q4_0 (`quantize_row_q4_0_ref`).
-fn q4_0_block(x: &[f32], y: &mut [u8]) {
-    let (_, max) = signed_absmax(x);
-    let d = max / -8.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    for j in 0..16 {
-        let a = trunc_min(x[j] * id + 8.5, 15);
-        let b = trunc_min(x[j + 16] * id + 8.5, 15);
-        y[off::Q4_0_QS + j] = a | (b << 4);
-    }
-}
-
-/// (32) → block_q4_1 (`quantize_row_q4_1_ref`).
-fn q4_1_block(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
-    let d = (max - min) / 15.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    wr_u16(y, off::Q4_1_M, f32_to_f16(min));
-    for j in 0..16 {
-        let a = trunc_min((x[j] - min) * id + 0.5, 15);
-        let b = trunc_min((x[j + 16] - min) * id + 0.5, 15);
-        y[off::Q4_1_QS + j] = a | (b << 4);
-    }
-}
-
 /// Packs 32 5-bit quants into (qh as u32, 16 nibble bytes).
-fn pack_q5(q: &[u8; 32], qs: &mut [u8]) -> u32 {
+pub(crate) fn pack_q5(q: &[u8; 32], qs: &mut [u8]) -> u32 {
     let mut qh = 0u32;
     for j in 0..16 {
         qs[j] = (q[j] & 0xF) | ((q[j + 16] & 0xF) << 4);
@@ -204,118 +180,8 @@ fn pack_q5(q: &[u8; 32], qs: &mut [u8]) -> u32 {
     qh
 }
 
-/// (32) → block_q5_0 (`quantize_row_q5_0_ref`).
-fn q5_0_block(x: &[f32], y: &mut [u8]) {
-    let (_, max) = signed_absmax(x);
-    let d = max / -16.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    let mut q = [0u8; 32];
-    for (qj, &v) in q.iter_mut().zip(x) {
-        *qj = trunc_min(v * id + 16.5, 31);
-    }
-    let qh = pack_q5(&q, &mut y[off::Q5_0_QS..off::Q5_0_QS + 16]);
-    y[off::Q5_0_QH..off::Q5_0_QH + 4].copy_from_slice(&qh.to_le_bytes());
-}
-
-/// (32) → block_q5_1 (`quantize_row_q5_1_ref`).
-fn q5_1_block(x: &[f32], y: &mut [u8]) {
-    let (min, max) = min_max(x);
-    let d = (max - min) / 31.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    wr_u16(y, off::Q5_1_M, f32_to_f16(min));
-    let mut q = [0u8; 32];
-    for (qj, &v) in q.iter_mut().zip(x) {
-        *qj = ((v - min) * id + 0.5) as i32 as u8; // C: (uint8_t)(x0 + 0.5f)
-    }
-    let qh = pack_q5(&q, &mut y[off::Q5_1_QS..off::Q5_1_QS + 16]);
-    y[off::Q5_1_QH..off::Q5_1_QH + 4].copy_from_slice(&qh.to_le_bytes());
-}
-
-/// (32) → block_q8_0 (`quantize_row_q8_0_ref`: `id = 1/d`, `roundf`).
-fn q8_0_block_ref(x: &[f32], y: &mut [u8]) {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    for (j, &v) in x.iter().enumerate() {
-        y[off::Q8_0_QS + j] = roundf(v * id) as i32 as i8 as u8;
-    }
-}
-
-/// (32) → block_q8_1 (`quantize_row_q8_1_ref`).
-fn q8_1_block_ref(x: &[f32], y: &mut [u8]) {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    wr_u16(y, 0, f32_to_f16(d));
-    let mut sum = 0i32;
-    for (j, &v) in x.iter().enumerate() {
-        let q = roundf(v * id) as i32 as i8;
-        sum += q as i32;
-        y[off::Q8_1_QS + j] = q as u8;
-    }
-    wr_u16(y, off::Q8_1_S, f32_to_f16(sum as f32 * d));
-}
-
-/// (256) → block_q8_K as ggml-cpu x86's `ggml_quantize_mat_q8_K_4x8` quantizes the rows it
-/// packs in groups of 4 for the repacked Q4_K kernels: as [`q8_k_block`], except that when both
-/// +max and −max occur the positive one sets the sign (`iscale = −127/max`).
-pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]) {
-    if GgmlType::Q8_K.row_bytes(x.len()) != Some(out.len()) {
-        debug_assert!(false, "quantize_row_q8_k_x4: bad lengths");
-        return;
-    }
-    for (xb, yb) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(GgmlType::Q8_K.type_size())) {
-        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let max = if xb.contains(&amax) { amax } else { -amax };
-        q8_k_fill(xb, yb, amax, max);
-    }
-}
-
-/// (256) → block_q8_K (`quantize_row_q8_K_ref`: `iscale = -127/max`, nearest_int, bsums).
-pub(crate) fn q8_k_block(x: &[f32], y: &mut [u8]) {
-    let (amax, max) = {
-        let (mut amax, mut max) = (0.0f32, 0.0f32);
-        for &v in x {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
-        (amax, max)
-    };
-    q8_k_fill(x, y, amax, max);
-}
-
-/// Fills block_q8_K `y` from `x` given its largest magnitude `amax` and the signed value `max`
-/// that sets the scale's sign.
-fn q8_k_fill(x: &[f32], y: &mut [u8], amax: f32, max: f32) {
-    y.fill(0);
-    if amax == 0.0 {
-        return;
-    }
-    let iscale = -127.0 / max;
-    let qs = &mut y[off::Q8K_QS..off::Q8K_QS + QK_K];
-    for (q, &v) in qs.iter_mut().zip(x) {
-        *q = nearest_int(iscale * v).min(127) as i8 as u8;
-    }
-    let mut bsums = [0i16; 16];
-    for (j, s) in bsums.iter_mut().enumerate() {
-        *s = qs[16 * j..16 * j + 16]
-            .iter()
-            .map(|&q| q as i8 as i16)
-            .sum();
-    }
-    for (j, s) in bsums.iter().enumerate() {
-        wr_u16(y, off::Q8K_BSUMS + 2 * j, *s as u16);
-    }
-    y[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
-}
-
 /// ggml's `make_qx_quants` (signed levels -nmax..nmax-1 stored +nmax in `l`); returns the scale.
-fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], rmse_type: i32, qw: Option<&[f32]>) -> f32 {
+pub(crate) fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], rmse_type: i32, qw: Option<&[f32]>) -> f32 {
     let (amax, max) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         l.fill(0);
@@ -376,7 +242,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], rmse_type: i32, qw: Option
 }
 
 /// ggml's `make_q3_quants` with `do_rmse = true` (levels stored +nmax in `l`); returns the scale.
-fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
+pub(crate) fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
     let (amax, max) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         l.fill(0);
@@ -423,16 +289,16 @@ fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
 }
 
 /// Parameters of one `make_qkx2_quants` search.
-struct Qkx2 {
-    nmax: i32,
-    rmin: f32,
-    rdelta: f32,
-    nstep: i32,
-    use_mad: bool,
+pub(crate) struct Qkx2 {
+    pub(crate) nmax: i32,
+    pub(crate) rmin: f32,
+    pub(crate) rdelta: f32,
+    pub(crate) nstep: i32,
+    pub(crate) use_mad: bool,
 }
 
 /// ggml's `make_qkx2_quants`: asymmetric levels 0..=nmax in `l`; returns (scale, -min).
-fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l: &mut [u8]) -> (f32, f32) {
+pub(crate) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l: &mut [u8]) -> (f32, f32) {
     let n = x.len();
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = weights[0];
@@ -502,7 +368,7 @@ fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l: &mut [u8]) -> (f32,
 }
 
 /// Packs 256 2-bit levels as ggml's Q2_K/Q3_K `qs` (each 128 elements → 32 bytes, 4 per byte).
-fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+pub(crate) fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
     for j in (0..QK_K).step_by(128) {
         for i in 0..32 {
             qs[j / 4 + i] =
@@ -511,114 +377,8 @@ fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
     }
 }
 
-/// (256) → block_q2_K (`quantize_row_q2_K_ref`).
-fn q2_k_block(x: &[f32], y: &mut [u8]) {
-    let mut l = [0u8; QK_K];
-    let (mut scales, mut mins) = ([0f32; 16], [0f32; 16]);
-    let p = Qkx2 {
-        nmax: 3,
-        rmin: -0.5,
-        rdelta: 0.1,
-        nstep: 15,
-        use_mad: true,
-    };
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
-    for j in 0..16 {
-        let xs = &x[16 * j..16 * j + 16];
-        let mut w = [0f32; 16];
-        for (wi, &xi) in w.iter_mut().zip(xs) {
-            *wi = xi.abs();
-        }
-        let (s, m) = make_qkx2_quants(&p, xs, &w, &mut l[16 * j..16 * j + 16]);
-        scales[j] = s;
-        mins[j] = m;
-        max_scale = if s > max_scale { s } else { max_scale };
-        max_min = if m > max_min { m } else { max_min };
-    }
-    y.fill(0);
-    let sc = off::Q2K_SCALES;
-    if max_scale > 0.0 {
-        let iscale = 15.0 / max_scale;
-        for j in 0..16 {
-            y[sc + j] = nearest_int(iscale * scales[j]) as u8;
-        }
-        wr_u16(y, off::Q2K_D, f32_to_f16(max_scale / 15.0));
-    }
-    if max_min > 0.0 {
-        let iscale = 15.0 / max_min;
-        for j in 0..16 {
-            y[sc + j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
-        }
-        wr_u16(y, off::Q2K_DMIN, f32_to_f16(max_min / 15.0));
-    }
-    let dall = f16_to_f32(rd_u16(y, off::Q2K_D));
-    let dmin = f16_to_f32(rd_u16(y, off::Q2K_DMIN));
-    for j in 0..16 {
-        let d = dall * (y[sc + j] & 0xF) as f32;
-        if d == 0.0 {
-            continue;
-        }
-        let dm = dmin * (y[sc + j] >> 4) as f32;
-        for ii in 0..16 {
-            l[16 * j + ii] = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3) as u8;
-        }
-    }
-    pack_2bit(&l, &mut y[off::Q2K_QS..off::Q2K_QS + 64]);
-}
-
-/// (256) → block_q3_K (`quantize_row_q3_K_ref`).
-fn q3_k_block(x: &[f32], y: &mut [u8]) {
-    let mut li = [0i8; QK_K];
-    let mut scales = [0f32; 16];
-    let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
-    for j in 0..16 {
-        scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut li[16 * j..16 * j + 16]);
-        if scales[j].abs() > amax {
-            amax = scales[j].abs();
-            max_scale = scales[j];
-        }
-    }
-    y.fill(0);
-    let sc = off::Q3K_SCALES;
-    if max_scale != 0.0 {
-        let iscale = -32.0 / max_scale;
-        for j in 0..16 {
-            let q = (nearest_int(iscale * scales[j]) as i8).clamp(-32, 31) as i32 + 32;
-            if j < 8 {
-                y[sc + j] = (q & 0xF) as u8;
-            } else {
-                y[sc + j - 8] |= ((q & 0xF) << 4) as u8;
-            }
-            y[sc + 8 + j % 4] |= ((q >> 4) << (2 * (j / 4))) as u8;
-        }
-        wr_u16(y, off::Q3K_D, f32_to_f16(1.0 / iscale));
-    }
-    let d_all = f16_to_f32(rd_u16(y, off::Q3K_D));
-    let s = q3k_scales(&y[sc..sc + 12]);
-    for j in 0..16 {
-        let d = d_all * s[j] as f32;
-        if d == 0.0 {
-            continue;
-        }
-        for ii in 0..16 {
-            li[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
-        }
-    }
-    let mut l = [0u8; QK_K];
-    let hm = off::Q3K_HMASK;
-    for j in 0..QK_K {
-        let mut v = li[j] as u8;
-        if v > 3 {
-            y[hm + j % 32] |= 1 << (j / 32);
-            v -= 4;
-        }
-        l[j] = v;
-    }
-    pack_2bit(&l, &mut y[off::Q3K_QS..off::Q3K_QS + 64]);
-}
-
 /// Packs 8 6-bit scales and mins into the 12-byte Q4_K/Q5_K `scales` (as `quantize_row_q4_K_ref`).
-fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8], s: &mut [u8]) {
+pub(crate) fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8], s: &mut [u8]) {
     for j in 0..8 {
         if j < 4 {
             s[j] = ls[j];
@@ -632,7 +392,7 @@ fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8], s: &mut [u8]) {
 }
 
 /// Shared front half of Q4_K/Q5_K: per-32 scales/mins → packed header; returns levels (0..=nmax).
-fn qk_k_levels(
+pub(crate) fn qk_k_levels(
     x: &[f32],
     y: &mut [u8],
     nmax: i32,
@@ -687,100 +447,3 @@ fn qk_k_levels(
     l
 }
 
-/// (256) → block_q4_K (`quantize_row_q4_K_ref`).
-fn q4_k_block(x: &[f32], y: &mut [u8]) {
-    y.fill(0);
-    let p = Qkx2 {
-        nmax: 15,
-        rmin: -1.0,
-        rdelta: 0.1,
-        nstep: 20,
-        use_mad: false,
-    };
-    let l = qk_k_levels(x, y, 15, &p, off::Q4K_SCALES, off::Q4K_DMIN);
-    let qs = &mut y[off::Q4K_QS..off::Q4K_QS + 128];
-    for j in 0..4 {
-        for i in 0..32 {
-            qs[32 * j + i] = l[64 * j + i] | (l[64 * j + i + 32] << 4);
-        }
-    }
-}
-
-/// (256) → block_q5_K (`quantize_row_q5_K_ref`).
-fn q5_k_block(x: &[f32], y: &mut [u8]) {
-    y.fill(0);
-    let p = Qkx2 {
-        nmax: 31,
-        rmin: -0.5,
-        rdelta: 0.1,
-        nstep: 15,
-        use_mad: false,
-    };
-    let l = qk_k_levels(x, y, 31, &p, off::Q5K_SCALES, off::Q5K_DMIN);
-    let (mut m1, mut m2) = (1u8, 2u8);
-    for n in 0..4 {
-        for j in 0..32 {
-            let (mut l1, mut l2) = (l[64 * n + j], l[64 * n + j + 32]);
-            if l1 > 15 {
-                l1 -= 16;
-                y[off::Q5K_QH + j] |= m1;
-            }
-            if l2 > 15 {
-                l2 -= 16;
-                y[off::Q5K_QH + j] |= m2;
-            }
-            y[off::Q5K_QS + 32 * n + j] = l1 | (l2 << 4);
-        }
-        m1 <<= 2;
-        m2 <<= 2;
-    }
-}
-
-/// (256) → block_q6_K (`quantize_row_q6_K_ref`).
-fn q6_k_block(x: &[f32], y: &mut [u8]) {
-    let mut li = [0i8; QK_K];
-    let mut scales = [0f32; 16];
-    let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
-    for ib in 0..16 {
-        let s = make_qx_quants(
-            32,
-            &x[16 * ib..16 * ib + 16],
-            &mut li[16 * ib..16 * ib + 16],
-            1,
-            None,
-        );
-        scales[ib] = s;
-        if s.abs() > max_abs {
-            max_abs = s.abs();
-            max_scale = s;
-        }
-    }
-    y.fill(0);
-    if max_abs < GROUP_MAX_EPS {
-        return;
-    }
-    let iscale = -128.0 / max_scale;
-    wr_u16(y, off::Q6K_D, f32_to_f16(1.0 / iscale));
-    for ib in 0..16 {
-        y[off::Q6K_SCALES + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
-    }
-    let d_all = f16_to_f32(rd_u16(y, off::Q6K_D));
-    for j in 0..16 {
-        let d = d_all * y[off::Q6K_SCALES + j] as i8 as f32;
-        if d == 0.0 {
-            continue;
-        }
-        for ii in 0..16 {
-            li[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
-        }
-    }
-    for j in (0..QK_K).step_by(128) {
-        let (ql, qh) = (off::Q6K_QL + j / 2, off::Q6K_QH + j / 4);
-        for i in 0..32 {
-            let q = |k: usize| li[j + i + 32 * k] as u8;
-            y[ql + i] = (q(0) & 0xF) | ((q(2) & 0xF) << 4);
-            y[ql + i + 32] = (q(1) & 0xF) | ((q(3) & 0xF) << 4);
-            y[qh + i] = (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
-        }
-    }
-}

@@ -15,11 +15,16 @@
 //!
 //! Callers ([`crate::vec_dot`], [`crate::quantize_row`]) check slice lengths first; every raw load
 //! here stays inside `nb * type_size` bytes of its slice.
+//!
+//! Each format's own SIMD kernel lives in its home in [`crate::formats`] (`<format>::simd`); here
+//! are the dispatchers, the generic 32-element mat-vec ([`Fmt32`] is what a 32-element format
+//! implements) and the pieces several formats share.
 
 use core::arch::wasm32::*;
 
-use crate::f16::{bf16_to_f32, f16_to_f32, f16_to_f32_fast, f32_to_f16};
-use crate::simd_k::{self, Q8K_BYTES};
+use crate::f16::{f16_to_f32, f16_to_f32_fast, f32_to_f16};
+use crate::formats::{q4_0::simd::Q4_0F, q4_1::simd::Q4_1F, q5_0::simd::Q5_0F, q5_1::simd::Q5_1F, q8_0::simd::Q8_0F};
+use crate::simd_k::Q8K_BYTES;
 use crate::types::*;
 
 /// Unaligned 16-byte load at byte `i` of `s`.
@@ -176,7 +181,7 @@ pub(crate) fn madd(a: v128, b: v128, c: v128) -> v128 {
 
 /// `acc += f32(isum) * d` lane-wise.
 #[inline(always)]
-fn fma_block(acc: v128, isum: v128, d: f32) -> v128 {
+pub(crate) fn fma_block(acc: v128, isum: v128, d: f32) -> v128 {
     f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d)))
 }
 
@@ -190,47 +195,22 @@ pub(crate) fn vec_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     // a.len() >= t.vec_dot_type().row_bytes(n); the kernels read only inside those bytes.
     unsafe {
         match t {
-            GgmlType::F32 => dot_f32(n, w, a),
-            GgmlType::F16 => dot_half(n, w, a, false),
-            GgmlType::BF16 => dot_half(n, w, a, true),
+            GgmlType::F32 => crate::formats::float::simd::dot_f32(n, w, a),
+            GgmlType::F16 => crate::formats::float::simd::dot_half(n, w, a, false),
+            GgmlType::BF16 => crate::formats::float::simd::dot_half(n, w, a, true),
             GgmlType::Q4_0 => dot32::<Q4_0F>(nb, w, a),
             GgmlType::Q4_1 => dot32::<Q4_1F>(nb, w, a),
             GgmlType::Q5_0 => dot32::<Q5_0F>(nb, w, a),
             GgmlType::Q5_1 => dot32::<Q5_1F>(nb, w, a),
             GgmlType::Q8_0 => dot32::<Q8_0F>(nb, w, a),
-            GgmlType::Q2_K => dot_q2_k(nb, w, a),
-            GgmlType::Q3_K => dot_q3_k(nb, w, a),
-            GgmlType::Q4_K => simd_k::dot_q4_k::<false>(nb, w, a),
-            GgmlType::Q5_K => simd_k::dot_q5_k(nb, w, a),
-            GgmlType::Q6_K => simd_k::dot_q6_k(nb, w, a),
+            GgmlType::Q2_K => crate::formats::q2_k::simd::dot_q2_k(nb, w, a),
+            GgmlType::Q3_K => crate::formats::q3_k::simd::dot_q3_k(nb, w, a),
+            GgmlType::Q4_K => crate::formats::q4_k::simd::dot_q4_k::<false>(nb, w, a),
+            GgmlType::Q5_K => crate::formats::q5_k::simd::dot_q5_k(nb, w, a),
+            GgmlType::Q6_K => crate::formats::q6_k::simd::dot_q6_k(nb, w, a),
             GgmlType::Q8_1 | GgmlType::Q8_K => f32::NAN,
         }
     }
-}
-
-/// F32 · F32: 4 accumulators of 4 lanes, tail scalar.
-///
-/// # Safety
-/// `w`, `a` hold at least `4 n` bytes.
-unsafe fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut acc = [f32x4_splat(0.0); 4];
-    let n16 = n / 16 * 16;
-    let mut i = 0;
-    while i < n16 {
-        for (k, ak) in acc.iter_mut().enumerate() {
-            let o = 4 * (i + 4 * k);
-            // SAFETY: o + 16 <= 4 * n16 <= 4 n.
-            let (x, y) = unsafe { (ld(w, o), ld(a, o)) };
-            *ak = f32x4_add(*ak, f32x4_mul(x, y));
-        }
-        i += 16;
-    }
-    let v = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
-    let mut s = hsum_f32(v);
-    for j in n16..n {
-        s += rd_f32(w, 4 * j) * rd_f32(a, 4 * j);
-    }
-    s
 }
 
 /// 8 halves (u16 lanes) → two f32x4 (exact; subnormals, inf and NaN included), for data (K/V
@@ -284,40 +264,6 @@ pub(crate) fn f16_to_f32_lanes(halves: &[u16], out: &mut [f32], scales: bool) ->
     n8
 }
 
-/// 8 bfloat16 (u16 lanes) → two f32x4.
-#[inline(always)]
-fn bf16x8_to_f32(v: v128) -> (v128, v128) {
-    (
-        i32x4_shl(u32x4_extend_low_u16x8(v), 16),
-        i32x4_shl(u32x4_extend_high_u16x8(v), 16),
-    )
-}
-
-/// F16·F16 or BF16·BF16: widen 8 at a time, products summed in f32 lanes, tail scalar.
-///
-/// # Safety
-/// `w`, `a` hold at least `2 n` bytes.
-unsafe fn dot_half(n: usize, w: &[u8], a: &[u8], bf: bool) -> f32 {
-    let cvt = if bf { bf16x8_to_f32 } else { f16x8_to_f32 };
-    let (mut acc0, mut acc1) = (f32x4_splat(0.0), f32x4_splat(0.0));
-    let n8 = n / 8 * 8;
-    let mut i = 0;
-    while i < n8 {
-        // SAFETY: 2 i + 16 <= 2 n8 <= 2 n.
-        let (x, y) = unsafe { (ld(w, 2 * i), ld(a, 2 * i)) };
-        let ((x0, x1), (y0, y1)) = (cvt(x), cvt(y));
-        acc0 = f32x4_add(acc0, f32x4_mul(x0, y0));
-        acc1 = f32x4_add(acc1, f32x4_mul(x1, y1));
-        i += 8;
-    }
-    let mut s = hsum_f32(f32x4_add(acc0, acc1));
-    let c: fn(u16) -> f32 = if bf { bf16_to_f32 } else { f16_to_f32 };
-    for j in n8..n {
-        s += c(rd_u16(w, 2 * j)) * c(rd_u16(a, 2 * j));
-    }
-    s
-}
-
 /// The halves at byte `base + (ib + k)·ts + off` for k = 0..4 (one field of 4 consecutive
 /// blocks of stride `ts`), as f32x4.
 ///
@@ -360,7 +306,7 @@ pub(crate) trait Fmt32 {
 /// Byte order that makes `i32x4.dot_i16x8_s` of the low and high halves add up to sums of 4
 /// consecutive products: low = bytes {0,1,4,5,8,9,12,13}, high = {2,3,6,7,10,11,14,15}.
 #[inline(always)]
-fn pair_split(v: v128) -> (v128, v128) {
+pub(crate) fn pair_split(v: v128) -> (v128, v128) {
     let p = i8x16_shuffle::<0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15>(v, v);
     (i16x8_extend_low_i8x16(p), i16x8_extend_high_i8x16(p))
 }
@@ -378,7 +324,7 @@ pub(crate) fn nibbles(q: v128) -> (v128, v128) {
 /// `−off · Σ y` per lane of 4 bytes: the correction that turns dots with unsigned quants into
 /// dots with quants − `off`.
 #[inline(always)]
-fn minus_off_sums(y: v128, off: u8) -> v128 {
+pub(crate) fn minus_off_sums(y: v128, off: u8) -> v128 {
     i32x4_sub(ZERO, dot_u7_0(y, u8x16_splat(off)))
 }
 
@@ -387,7 +333,7 @@ fn minus_off_sums(y: v128, off: u8) -> v128 {
 /// # Safety
 /// A 36-byte block at `ba`.
 #[inline(always)]
-unsafe fn prep_q8_1(a: &[u8], ba: usize) -> Act {
+pub(crate) unsafe fn prep_q8_1(a: &[u8], ba: usize) -> Act {
     // SAFETY: quants at +4 .. +36.
     unsafe { [ldo(a, ba, 4), ldo(a, ba, 20), ZERO, ZERO] }
 }
@@ -397,79 +343,16 @@ unsafe fn prep_q8_1(a: &[u8], ba: usize) -> Act {
 /// # Safety
 /// A 34-byte block at `ba`.
 #[inline(always)]
-unsafe fn prep_q8_0_off(a: &[u8], ba: usize, off: u8) -> Act {
+pub(crate) unsafe fn prep_q8_0_off(a: &[u8], ba: usize, off: u8) -> Act {
     // SAFETY: quants at +2 .. +34.
     let (y0, y1) = unsafe { (ldo(a, ba, 2), ldo(a, ba, 18)) };
     [y0, y1, minus_off_sums(y0, off), minus_off_sums(y1, off)]
 }
 
-/// Q8_0 · Q8_0: signed × signed, activation split and widened once per block.
-pub(crate) struct Q8_0F;
-impl Fmt32 for Q8_0F {
-    const WTS: usize = 34;
-    const ATS: usize = 34;
-    const M_OFF: Option<usize> = None;
-    #[inline(always)]
-    unsafe fn prep(a: &[u8], ba: usize) -> Act {
-        // SAFETY: quants at +2 .. +34.
-        let (y0, y1) = unsafe { (ldo(a, ba, 2), ldo(a, ba, 18)) };
-        let ((a0, b0), (a1, b1)) = (pair_split(y0), pair_split(y1));
-        [a0, b0, a1, b1]
-    }
-    #[inline(always)]
-    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
-        // SAFETY: quants at +2 .. +34.
-        let (x0, x1) = unsafe { (ldo(w, bw, 2), ldo(w, bw, 18)) };
-        let ((a0, b0), (a1, b1)) = (pair_split(x0), pair_split(x1));
-        (
-            i32x4_add(i32x4_dot_i16x8(a0, y[0]), i32x4_dot_i16x8(b0, y[1])),
-            i32x4_add(i32x4_dot_i16x8(a1, y[2]), i32x4_dot_i16x8(b1, y[3])),
-        )
-    }
-}
-
-/// Q4_0 · Q8_0: nibble − 8; low nibbles are elements 0..16, high 16..32.
-pub(crate) struct Q4_0F;
-impl Fmt32 for Q4_0F {
-    const WTS: usize = 18;
-    const ATS: usize = 34;
-    const M_OFF: Option<usize> = None;
-    #[inline(always)]
-    unsafe fn prep(a: &[u8], ba: usize) -> Act {
-        // SAFETY: forwarded.
-        unsafe { prep_q8_0_off(a, ba, 8) }
-    }
-    #[inline(always)]
-    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
-        // SAFETY: qs at +2 .. +18.
-        let (lo, hi) = nibbles(unsafe { ldo(w, bw, 2) });
-        (dot_u7(y[0], lo, y[2]), dot_u7(y[1], hi, y[3]))
-    }
-}
-
-/// Q4_1 · Q8_1: raw nibbles, plus m·s.
-pub(crate) struct Q4_1F;
-impl Fmt32 for Q4_1F {
-    const WTS: usize = 20;
-    const ATS: usize = 36;
-    const M_OFF: Option<usize> = Some(2);
-    #[inline(always)]
-    unsafe fn prep(a: &[u8], ba: usize) -> Act {
-        // SAFETY: forwarded.
-        unsafe { prep_q8_1(a, ba) }
-    }
-    #[inline(always)]
-    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
-        // SAFETY: qs at +4 .. +20.
-        let (lo, hi) = nibbles(unsafe { ldo(w, bw, 4) });
-        (dot_u7_0(y[0], lo), dot_u7_0(y[1], hi))
-    }
-}
-
 /// 0x10 in the lanes of 32 elements whose bit is set in the 4 bytes of `qh` (the low 4 bytes of
 /// the vector): (elements 0..16, 16..32).
 #[inline(always)]
-fn q5_high(v: v128) -> (v128, v128) {
+pub(crate) fn q5_high(v: v128) -> (v128, v128) {
     let lo = i8x16_shuffle::<0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1>(v, v);
     let hi = i8x16_shuffle::<2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3>(v, v);
     let bits = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
@@ -483,51 +366,13 @@ fn q5_high(v: v128) -> (v128, v128) {
 /// # Safety
 /// `b` holds 4 bytes of `qh` at `qh_off` and 16 of `qs` at `qs_off`.
 #[inline(always)]
-unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
+pub(crate) unsafe fn q5_quants(b: &[u8], qh_off: usize, qs_off: usize) -> (v128, v128) {
     debug_assert!(qh_off + 4 <= b.len());
     // SAFETY: 4 bytes at qh_off (caller); v128_load32_zero needs no alignment.
     let (h0, h1) = q5_high(unsafe { v128_load32_zero(b.as_ptr().add(qh_off) as *const u32) });
     // SAFETY: 16 bytes at qs_off (caller).
     let (lo, hi) = nibbles(unsafe { ld(b, qs_off) });
     (v128_or(lo, h0), v128_or(hi, h1))
-}
-
-/// Q5_0 · Q8_0: 5-bit quant − 16.
-pub(crate) struct Q5_0F;
-impl Fmt32 for Q5_0F {
-    const WTS: usize = 22;
-    const ATS: usize = 34;
-    const M_OFF: Option<usize> = None;
-    #[inline(always)]
-    unsafe fn prep(a: &[u8], ba: usize) -> Act {
-        // SAFETY: forwarded.
-        unsafe { prep_q8_0_off(a, ba, 16) }
-    }
-    #[inline(always)]
-    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
-        // SAFETY: qh at +2, qs at +6 .. +22.
-        let (q0, q1) = unsafe { q5_quants(w, bw + 2, bw + 6) };
-        (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
-    }
-}
-
-/// Q5_1 · Q8_1: raw 5-bit quants, plus m·s.
-pub(crate) struct Q5_1F;
-impl Fmt32 for Q5_1F {
-    const WTS: usize = 24;
-    const ATS: usize = 36;
-    const M_OFF: Option<usize> = Some(2);
-    #[inline(always)]
-    unsafe fn prep(a: &[u8], ba: usize) -> Act {
-        // SAFETY: forwarded.
-        unsafe { prep_q8_1(a, ba) }
-    }
-    #[inline(always)]
-    unsafe fn lanes(w: &[u8], bw: usize, y: &Act) -> (v128, v128) {
-        // SAFETY: qh at +4, qs at +8 .. +24.
-        let (q0, q1) = unsafe { q5_quants(w, bw + 4, bw + 8) };
-        (dot_u7_0(y[0], q0), dot_u7_0(y[1], q1))
-    }
 }
 
 /// The running state of one row in [`matvec32`]: the 8 f32 lanes of ggml-cpu's `acc`
@@ -793,13 +638,13 @@ pub(crate) fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], rb: usize, a: &[u8],
             for o in &mut quads {
                 // SAFETY: the caller checked the lengths (rows r .. r+4 hold nb blocks each, `a`
                 // nb Q8_K blocks).
-                o.copy_from_slice(&unsafe { simd_k::rows4_q4_k(nb, &w[r * rb..], rb, a) });
+                o.copy_from_slice(&unsafe { crate::formats::q4_k::simd::rows4_q4_k(nb, &w[r * rb..], rb, a) });
                 r += 4;
             }
         }
         for (o, row) in out[r..].iter_mut().zip(w[r * rb..].chunks(rb)) {
             // SAFETY: as above, one row.
-            *o = unsafe { if grouped { simd_k::dot_q4_k::<true>(nb, row, a) } else { simd_k::dot_q4_k::<false>(nb, row, a) } };
+            *o = unsafe { if grouped { crate::formats::q4_k::simd::dot_q4_k::<true>(nb, row, a) } else { crate::formats::q4_k::simd::dot_q4_k::<false>(nb, row, a) } };
         }
         return;
     }
@@ -830,7 +675,7 @@ unsafe fn dot32<F: Fmt32>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 
 /// `acc + v * s` on i32 lanes.
 #[inline(always)]
-fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
+pub(crate) fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
     i32x4_add(acc, i32x4_mul(v, i32x4_splat(s)))
 }
 
@@ -839,7 +684,7 @@ fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
 /// # Safety
 /// `a` holds a Q8_K block at `ba`.
 #[inline(always)]
-unsafe fn bsums_dot(a: &[u8], ba: usize, c: v128) -> v128 {
+pub(crate) unsafe fn bsums_dot(a: &[u8], ba: usize, c: v128) -> v128 {
     // SAFETY: forwarded.
     let (lo, hi) = unsafe { bsums_dot_halves(a, ba, c) };
     i32x4_add(lo, hi)
@@ -860,101 +705,6 @@ unsafe fn bsums_dot_halves(a: &[u8], ba: usize, c: v128) -> (v128, v128) {
     )
 }
 
-/// Q2_K · Q8_K.
-///
-/// # Safety
-/// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
-    let three = u8x16_splat(3);
-    for ib in 0..nb {
-        let (bw, ba) = (ib * 84, ib * Q8K_BYTES);
-        let sc = &w[bw + off::Q2K_SCALES..bw + off::Q2K_SCALES + 16];
-        // SAFETY: scales are 16 bytes at the block start.
-        let scv = unsafe { ldo(w, bw, off::Q2K_SCALES) };
-        // SAFETY: Q8_K block ib.
-        let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
-        let mut isum = ZERO;
-        for n in 0..2 {
-            // SAFETY: qs are 64 bytes at bw + 16.
-            let (q0, q1) = unsafe {
-                (
-                    ldo(w, bw, off::Q2K_QS + 32 * n),
-                    ldo(w, bw, off::Q2K_QS + 32 * n + 16),
-                )
-            };
-            for j in 0..4 {
-                let e = 128 * n + 32 * j;
-                let sh = 2 * j as u32;
-                // SAFETY: activation quants e .. e+32 of block ib.
-                let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
-                let d0 = dot_u7(y0, v128_and(u8x16_shr(q0, sh), three), ZERO);
-                let d1 = dot_u7(y1, v128_and(u8x16_shr(q1, sh), three), ZERO);
-                isum = madd_scale(isum, d0, (sc[e / 16] & 0xF) as i32);
-                isum = madd_scale(isum, d1, (sc[e / 16 + 1] & 0xF) as i32);
-            }
-        }
-        // SAFETY: Q8_K block ib.
-        let dy = unsafe { q8k_d(a, ba) };
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q2K_D) } * dy);
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        accm += (unsafe { hu(w, bw + off::Q2K_DMIN) } * dy) * summs as f32;
-    }
-    hsum_f32(acc) - accm
-}
-
-/// Q3_K · Q8_K: quants 0..=7 (low 2 bits | high bit << 2), minus 4·Σ scale·bsum.
-///
-/// # Safety
-/// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
-unsafe fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let mut acc = f32x4_splat(0.0);
-    let (three, four) = (u8x16_splat(3), u8x16_splat(4));
-    for ib in 0..nb {
-        let (bw, ba) = (ib * 110, ib * Q8K_BYTES);
-        let sc = q3k_scales(&w[bw + off::Q3K_SCALES..bw + off::Q3K_SCALES + 12]);
-        let scv = i8x16(
-            sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11],
-            sc[12], sc[13], sc[14], sc[15],
-        );
-        // SAFETY: Q8_K block ib.
-        let corr = unsafe { bsums_dot(a, ba, scv) };
-        // SAFETY: hmask is 32 bytes at the block start.
-        let (m0, m1) = unsafe { (ldo(w, bw, off::Q3K_HMASK), ldo(w, bw, off::Q3K_HMASK + 16)) };
-        let mut isum = ZERO;
-        for n in 0..2 {
-            // SAFETY: qs are 64 bytes at bw + 32.
-            let (q0, q1) = unsafe {
-                (
-                    ldo(w, bw, off::Q3K_QS + 32 * n),
-                    ldo(w, bw, off::Q3K_QS + 32 * n + 16),
-                )
-            };
-            for j in 0..4 {
-                let e = 128 * n + 32 * j;
-                let (sh, hb) = (2 * j as u32, (4 * n + j) as u32);
-                let v0 = v128_or(
-                    v128_and(u8x16_shr(q0, sh), three),
-                    v128_and(i8x16_shl(u8x16_shr(m0, hb), 2), four),
-                );
-                let v1 = v128_or(
-                    v128_and(u8x16_shr(q1, sh), three),
-                    v128_and(i8x16_shl(u8x16_shr(m1, hb), 2), four),
-                );
-                // SAFETY: activation quants e .. e+32 of block ib.
-                let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
-                isum = madd_scale(isum, dot_u7(y0, v0, ZERO), sc[e / 16] as i32);
-                isum = madd_scale(isum, dot_u7(y1, v1, ZERO), sc[e / 16 + 1] as i32);
-            }
-        }
-        let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
-        // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-        acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
-    }
-    hsum_f32(acc)
-}
-
 /// SIMD activation quantizer for Q8_0 / Q8_1 (x86 numerics, see [`crate::quant::quantize_row_scalar`])
 /// and Q8_K (`quantize_row_q8_K_ref` numerics). Lengths were checked by the caller.
 pub(crate) fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
@@ -968,7 +718,7 @@ pub(crate) fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
         }
         GgmlType::Q8_K => {
             for (xb, yb) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(Q8K_BYTES)) {
-                q8k_block(xb, yb);
+                crate::formats::q8_k::simd::q8k_block(xb, yb);
             }
             true
         }
@@ -978,7 +728,7 @@ pub(crate) fn quantize_row(t: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
 
 /// Loads f32 lanes `4k .. 4k+4` of `x`.
 #[inline(always)]
-fn ldf(x: &[f32], k: usize) -> v128 {
+pub(crate) fn ldf(x: &[f32], k: usize) -> v128 {
     let c = &x[4 * k..4 * k + 4];
     // SAFETY: `c` is 4 valid f32 (16 bytes); v128_load has no alignment needs.
     unsafe { v128_load(c.as_ptr() as *const v128) }
@@ -986,7 +736,7 @@ fn ldf(x: &[f32], k: usize) -> v128 {
 
 /// Max of the 4 f32 lanes.
 #[inline(always)]
-fn hmax_f32(v: v128) -> f32 {
+pub(crate) fn hmax_f32(v: v128) -> f32 {
     let m = f32x4_max(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     let m = f32x4_max(m, i32x4_shuffle::<1, 0, 3, 2>(m, m));
     f32x4_extract_lane::<0>(m)
@@ -994,7 +744,7 @@ fn hmax_f32(v: v128) -> f32 {
 
 /// Stores 16 i32 lanes (4 vectors, values in i8 range) as 16 i8 at `out[o..o+16]`.
 #[inline(always)]
-fn store_i8x16(out: &mut [u8], o: usize, q: [v128; 4]) {
+pub(crate) fn store_i8x16(out: &mut [u8], o: usize, q: [v128; 4]) {
     let a = i16x8_narrow_i32x4(q[0], q[1]);
     let b = i16x8_narrow_i32x4(q[2], q[3]);
     let dst = &mut out[o..o + 16];
@@ -1025,39 +775,3 @@ fn q8_block(x: &[f32], y: &mut [u8], with_sum: bool) {
     }
 }
 
-/// (256) → block_q8_K as `quantize_row_q8_K_ref` (iscale = -127/max, nearest even, min 127).
-fn q8k_block(x: &[f32], y: &mut [u8]) {
-    let (mut vmax, mut vmin) = (ldf(x, 0), ldf(x, 0));
-    for k in 1..64 {
-        let v = ldf(x, k);
-        vmax = f32x4_max(vmax, v);
-        vmin = f32x4_min(vmin, v);
-    }
-    let (hi, lo) = (hmax_f32(vmax), -hmax_f32(f32x4_neg(vmin)));
-    let amax = if hi > -lo { hi } else { -lo };
-    if amax.is_nan() || amax <= 0.0 {
-        // All zero (or NaN): defer to the reference, which writes the same zero block.
-        crate::quant::q8_k_block(x, y);
-        return;
-    }
-    let max = if hi == amax && -lo == amax {
-        // Both signs reach |max|: the first such element decides, as in the reference loop.
-        *x.iter().find(|v| v.abs() == amax).unwrap_or(&amax)
-    } else if hi == amax {
-        hi
-    } else {
-        lo
-    };
-    let iscale = -127.0 / max;
-    let (vs, c127) = (f32x4_splat(iscale), i32x4_splat(127));
-    for g in 0..16 {
-        let q: [v128; 4] = core::array::from_fn(|k| {
-            let v = f32x4_nearest(f32x4_mul(ldf(x, 4 * g + k), vs));
-            i32x4_min(i32x4_trunc_sat_f32x4(v), c127)
-        });
-        store_i8x16(y, off::Q8K_QS + 16 * g, q);
-        let s = hsum_i32(i32x4_add(i32x4_add(q[0], q[1]), i32x4_add(q[2], q[3])));
-        wr_u16(y, off::Q8K_BSUMS + 2 * g, s as i16 as u16);
-    }
-    y[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
-}

@@ -5,7 +5,8 @@
 
 use core::arch::wasm32::*;
 
-use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Q4_0F, Q4_1F, Q5_0F, Q5_1F, Q8_0F, Raw, ZERO, dot_u7, dot_u7_0, f16x8_to_f32, h, ld, ldo, nibbles, with_prepared};
+use crate::formats::{q4_0::simd::Q4_0F, q4_1::simd::Q4_1F, q5_0::simd::Q5_0F, q5_1::simd::Q5_1F, q8_0::simd::Q8_0P};
+use crate::simd::{Acc32, ActSrc, Fmt32, MAX_PREP, Raw, ZERO, dot_u7, dot_u7_0, f16x8_to_f32, h, ld, ldo, nibbles, with_prepared};
 use crate::pack::LAYOUTS;
 use crate::types::GgmlType;
 
@@ -29,7 +30,7 @@ pub(crate) fn vec_dot_rows_packed(t: GgmlType, n: usize, w: &[u8], rb: usize, a:
 
 /// A packed 32-element format: its format as stored (for the activation side and the tail
 /// blocks) and the decoding of a packed group.
-trait Packed32 {
+pub(crate) trait Packed32 {
     /// The format as stored.
     type F: Fmt32;
     /// What a group loads once for its 4 blocks.
@@ -119,25 +120,6 @@ impl<F: Fmt32, const FIFTH: bool, const QH: usize, const QS: usize> Packed32 for
         } else {
             (dot_u7(y[0], q0, y[2]), dot_u7(y[1], q1, y[3]))
         }
-    }
-}
-
-/// Q8_0, packed: each half-block already in the order its i16 halves are taken in.
-struct Q8_0P;
-impl Packed32 for Q8_0P {
-    type F = Q8_0F;
-    type G = ();
-    #[inline(always)]
-    unsafe fn group(_: &[u8], _: usize) {}
-    #[inline(always)]
-    unsafe fn lanes<const K: usize>(w: &[u8], g: usize, _: (), y: &[v128; 4]) -> (v128, v128) {
-        // SAFETY: block K's quants at +QS + 32K .. +QS + 32K + 32 of the group.
-        const QS: usize = LAYOUTS[4].packed_qs();
-        let (x0, x1) = unsafe { (ldo(w, g, QS + 32 * K), ldo(w, g, QS + 16 + 32 * K)) };
-        let half = |x: v128, ya: v128, yb: v128| {
-            i32x4_add(i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), ya), i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), yb))
-        };
-        (half(x0, y[0], y[1]), half(x1, y[2], y[3]))
     }
 }
 

@@ -1,10 +1,14 @@
-//! ggml type ids, block sizes and the `#[repr(C)]` block layouts, ported from the declarations in
-//! llama.cpp's `ggml/src/ggml-common.h` (names kept verbatim, e.g. `block_q4_K` → [`BlockQ4K`]).
+//! ggml type ids and block sizes: the one list of types ([`GgmlType`], its table of traits), and
+//! the block field offsets. The `#[repr(C)]` block layouts, ported from the declarations in
+//! llama.cpp's `ggml/src/ggml-common.h` (names kept verbatim, e.g. `block_q4_K` → [`BlockQ4K`]),
+//! live in their formats' homes ([`crate::formats`]) and are re-exported here.
 //!
 //! The kernels read blocks out of `&[u8]` (GGUF tensor data is only 1-byte aligned in guest memory),
 //! using the field offsets of these structs (`core::mem::offset_of!`) as the single source of truth.
 
 use core::mem::{offset_of, size_of};
+
+pub use crate::formats::{q8_1::BlockQ8_1, q8_k::BlockQ8K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0, q2_k::BlockQ2K, q3_k::BlockQ3K, q4_k::BlockQ4K, q5_k::BlockQ5K, q6_k::BlockQ6K};
 
 /// Elements per block of `Q4_0`.
 pub const QK4_0: usize = 32;
@@ -22,148 +26,6 @@ pub const QK8_1: usize = 32;
 pub const QK_K: usize = 256;
 /// Bytes of packed 6-bit scales/mins in `Q4_K`/`Q5_K` (`K_SCALE_SIZE` in ggml-common.h).
 pub const K_SCALE_SIZE: usize = 12;
-
-/// `block_q4_0`: 32 weights = `d * (q - 8)`, q a nibble; `qs[j]` holds elements j (low) and j+16 (high).
-#[repr(C)]
-pub struct BlockQ4_0 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// Nibbles.
-    pub qs: [u8; QK4_0 / 2],
-}
-
-/// `block_q4_1`: 32 weights = `d * q + m`.
-#[repr(C)]
-pub struct BlockQ4_1 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// Minimum, IEEE half.
-    pub m: u16,
-    /// Nibbles.
-    pub qs: [u8; QK4_1 / 2],
-}
-
-/// `block_q5_0`: 32 weights = `d * (q - 16)`, q = nibble | (bit j of `qh`) << 4.
-#[repr(C)]
-pub struct BlockQ5_0 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// Fifth bits, little-endian u32.
-    pub qh: [u8; 4],
-    /// Nibbles.
-    pub qs: [u8; QK5_0 / 2],
-}
-
-/// `block_q5_1`: 32 weights = `d * q + m`, q 5-bit.
-#[repr(C)]
-pub struct BlockQ5_1 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// Minimum, IEEE half.
-    pub m: u16,
-    /// Fifth bits, little-endian u32.
-    pub qh: [u8; 4],
-    /// Nibbles.
-    pub qs: [u8; QK5_1 / 2],
-}
-
-/// `block_q8_0`: 32 values = `d * q`.
-#[repr(C)]
-pub struct BlockQ8_0 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// Quants.
-    pub qs: [i8; QK8_0],
-}
-
-/// `block_q8_1`: like Q8_0 plus `s = d * sum(qs)`.
-#[repr(C)]
-pub struct BlockQ8_1 {
-    /// Scale, IEEE half.
-    pub d: u16,
-    /// `d * sum(qs)`, IEEE half.
-    pub s: u16,
-    /// Quants.
-    pub qs: [i8; QK8_1],
-}
-
-/// `block_q2_K`: 16 sub-blocks of 16; weight = `d * (scales[i] & 0xF) * q - dmin * (scales[i] >> 4)`.
-#[repr(C)]
-pub struct BlockQ2K {
-    /// 4-bit scale (low) and min (high) per sub-block.
-    pub scales: [u8; QK_K / 16],
-    /// 2-bit quants.
-    pub qs: [u8; QK_K / 4],
-    /// Super-block scale for scales, IEEE half.
-    pub d: u16,
-    /// Super-block scale for mins, IEEE half.
-    pub dmin: u16,
-}
-
-/// `block_q3_K`: 16 sub-blocks of 16; weight = `d * (scale - 32) * (q2 - (hbit ? 0 : 4))`.
-#[repr(C)]
-pub struct BlockQ3K {
-    /// High bits of the quants.
-    pub hmask: [u8; QK_K / 8],
-    /// Low 2 bits of the quants.
-    pub qs: [u8; QK_K / 4],
-    /// 6-bit scales, packed.
-    pub scales: [u8; 12],
-    /// Super-block scale, IEEE half.
-    pub d: u16,
-}
-
-/// `block_q4_K`: 8 sub-blocks of 32; weight = `d * sc * q - dmin * m` (6-bit sc, m).
-#[repr(C)]
-pub struct BlockQ4K {
-    /// Super-block scale for scales, IEEE half.
-    pub d: u16,
-    /// Super-block scale for mins, IEEE half.
-    pub dmin: u16,
-    /// 6-bit scales and mins, packed.
-    pub scales: [u8; K_SCALE_SIZE],
-    /// Nibbles: for each 64 elements, 32 bytes (low = first 32, high = next 32).
-    pub qs: [u8; QK_K / 2],
-}
-
-/// `block_q5_K`: like Q4_K with a fifth bit per quant in `qh`.
-#[repr(C)]
-pub struct BlockQ5K {
-    /// Super-block scale for scales, IEEE half.
-    pub d: u16,
-    /// Super-block scale for mins, IEEE half.
-    pub dmin: u16,
-    /// 6-bit scales and mins, packed.
-    pub scales: [u8; K_SCALE_SIZE],
-    /// Fifth bits.
-    pub qh: [u8; QK_K / 8],
-    /// Low nibbles.
-    pub qs: [u8; QK_K / 2],
-}
-
-/// `block_q6_K`: 16 sub-blocks of 16; weight = `d * scales[i] * (q - 32)`, q 6-bit.
-#[repr(C)]
-pub struct BlockQ6K {
-    /// Low 4 bits.
-    pub ql: [u8; QK_K / 2],
-    /// High 2 bits.
-    pub qh: [u8; QK_K / 4],
-    /// 8-bit signed scales.
-    pub scales: [i8; QK_K / 16],
-    /// Super-block scale, IEEE half.
-    pub d: u16,
-}
-
-/// `block_q8_K`: activation block of the K-quants, value = `d * q`.
-#[repr(C)]
-pub struct BlockQ8K {
-    /// Scale (f32, not half).
-    pub d: f32,
-    /// Quants.
-    pub qs: [i8; QK_K],
-    /// Sum of the quants in each group of 16.
-    pub bsums: [i16; QK_K / 16],
-}
 
 // Compile-time layout checks, as ggml-common.h's static_asserts.
 const _: () = {
@@ -386,14 +248,3 @@ pub(crate) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// The 16 signed 6-bit scales of a Q3_K block, minus 32 (unpacking as ggml's `dequantize_row_q3_K`).
-#[inline(always)]
-pub(crate) fn q3k_scales(s: &[u8]) -> [i8; 16] {
-    let mut out = [0i8; 16];
-    for (j, o) in out.iter_mut().enumerate() {
-        let lo = if j < 8 { s[j] & 0xF } else { s[j - 8] >> 4 };
-        let hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        *o = ((lo | (hi << 4)) as i8).wrapping_sub(32);
-    }
-    out
-}

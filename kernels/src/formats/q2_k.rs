@@ -1,0 +1,188 @@
+//! Q2_K (`block_q2_K`), the 2-bit K-quant (no real file here uses it; tested on written files):
+//! the block, its dequantizer and reference quantizer, its scalar reference dot with Q8_K in
+//! ggml's `_generic` order, and the wasm32 SIMD mat-vec that computes the same bits.
+
+use crate::dot::{KParts, bsum, q8k};
+use crate::f16::{f16_to_f32, f32_to_f16};
+use crate::quant::{Qkx2, make_qkx2_quants, nearest_int, pack_2bit};
+use crate::types::{QK_K, off, rd_u16, wr_u16};
+
+// ---------------------------------------------------------------------------------------------
+// Block
+// ---------------------------------------------------------------------------------------------
+
+/// `block_q2_K`: 16 sub-blocks of 16; weight = `d * (scales[i] & 0xF) * q - dmin * (scales[i] >> 4)`.
+#[repr(C)]
+pub struct BlockQ2K {
+    /// 4-bit scale (low) and min (high) per sub-block.
+    pub scales: [u8; QK_K / 16],
+    /// 2-bit quants.
+    pub qs: [u8; QK_K / 4],
+    /// Super-block scale for scales, IEEE half.
+    pub d: u16,
+    /// Super-block scale for mins, IEEE half.
+    pub dmin: u16,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantize and quantize (scalar references)
+// ---------------------------------------------------------------------------------------------
+
+/// (256) ← block_q2_K.
+pub(crate) fn dequantize(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(rd_u16(b, off::Q2K_D));
+    let min = f16_to_f32(rd_u16(b, off::Q2K_DMIN));
+    let sc = &b[off::Q2K_SCALES..off::Q2K_SCALES + 16];
+    let qs = &b[off::Q2K_QS..off::Q2K_QS + 64];
+    let mut is = 0;
+    let mut o = 0;
+    for q in qs.chunks_exact(32) {
+        for shift in [0u32, 2, 4, 6] {
+            for half in 0..2 {
+                let s = sc[is];
+                is += 1;
+                let dl = d * (s & 0xF) as f32;
+                let ml = min * (s >> 4) as f32;
+                for l in 0..16 {
+                    y[o] = dl * ((q[l + 16 * half] >> shift) & 3) as f32 - ml;
+                    o += 1;
+                }
+            }
+        }
+    }
+}
+
+/// (256) → block_q2_K (`quantize_row_q2_K_ref`).
+pub(crate) fn quantize(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    let (mut scales, mut mins) = ([0f32; 16], [0f32; 16]);
+    let p = Qkx2 {
+        nmax: 3,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: true,
+    };
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..16 {
+        let xs = &x[16 * j..16 * j + 16];
+        let mut w = [0f32; 16];
+        for (wi, &xi) in w.iter_mut().zip(xs) {
+            *wi = xi.abs();
+        }
+        let (s, m) = make_qkx2_quants(&p, xs, &w, &mut l[16 * j..16 * j + 16]);
+        scales[j] = s;
+        mins[j] = m;
+        max_scale = if s > max_scale { s } else { max_scale };
+        max_min = if m > max_min { m } else { max_min };
+    }
+    y.fill(0);
+    let sc = off::Q2K_SCALES;
+    if max_scale > 0.0 {
+        let iscale = 15.0 / max_scale;
+        for j in 0..16 {
+            y[sc + j] = nearest_int(iscale * scales[j]) as u8;
+        }
+        wr_u16(y, off::Q2K_D, f32_to_f16(max_scale / 15.0));
+    }
+    if max_min > 0.0 {
+        let iscale = 15.0 / max_min;
+        for j in 0..16 {
+            y[sc + j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+        }
+        wr_u16(y, off::Q2K_DMIN, f32_to_f16(max_min / 15.0));
+    }
+    let dall = f16_to_f32(rd_u16(y, off::Q2K_D));
+    let dmin = f16_to_f32(rd_u16(y, off::Q2K_DMIN));
+    for j in 0..16 {
+        let d = dall * (y[sc + j] & 0xF) as f32;
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin * (y[sc + j] >> 4) as f32;
+        for ii in 0..16 {
+            l[16 * j + ii] = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit(&l, &mut y[off::Q2K_QS..off::Q2K_QS + 64]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dot with the activation type (scalar reference)
+// ---------------------------------------------------------------------------------------------
+
+/// `ggml_vec_dot_q2_K_q8_K_generic`, one block.
+pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
+    let sc = &b[off::Q2K_SCALES..off::Q2K_SCALES + 16];
+    let summs: i32 = (0..16).map(|j| bsum(ba, j) * (sc[j] >> 4) as i32).sum();
+    let mut isum = 0i32;
+    for e in 0..QK_K {
+        let (n, j, l) = (e / 128, (e % 128) / 32, e % 32);
+        let q = (b[off::Q2K_QS + 32 * n + l] >> (2 * j)) & 3;
+        isum += (sc[e / 16] & 0xF) as i32 * (q as i32 * q8k(ba, e));
+    }
+    (
+        isum,
+        summs,
+        f16_to_f32(rd_u16(b, off::Q2K_D)),
+        f16_to_f32(rd_u16(b, off::Q2K_DMIN)),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// wasm32 SIMD
+// ---------------------------------------------------------------------------------------------
+
+/// The SIMD twin of [`dot_block`] summed over a row, bit-identical to it.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod simd {
+    use core::arch::wasm32::*;
+
+    use crate::simd::{ZERO, bsums_dot, dot_u7, fma_block, hsum_f32, hsum_i32, hu, ldo, madd_scale, q8k_d};
+    use crate::simd_k::Q8K_BYTES;
+    use crate::types::off;
+
+    /// Q2_K · Q8_K.
+    ///
+    /// # Safety
+    /// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
+    pub(crate) unsafe fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+        let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+        let three = u8x16_splat(3);
+        for ib in 0..nb {
+            let (bw, ba) = (ib * 84, ib * Q8K_BYTES);
+            let sc = &w[bw + off::Q2K_SCALES..bw + off::Q2K_SCALES + 16];
+            // SAFETY: scales are 16 bytes at the block start.
+            let scv = unsafe { ldo(w, bw, off::Q2K_SCALES) };
+            // SAFETY: Q8_K block ib.
+            let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
+            let mut isum = ZERO;
+            for n in 0..2 {
+                // SAFETY: qs are 64 bytes at bw + 16.
+                let (q0, q1) = unsafe {
+                    (
+                        ldo(w, bw, off::Q2K_QS + 32 * n),
+                        ldo(w, bw, off::Q2K_QS + 32 * n + 16),
+                    )
+                };
+                for j in 0..4 {
+                    let e = 128 * n + 32 * j;
+                    let sh = 2 * j as u32;
+                    // SAFETY: activation quants e .. e+32 of block ib.
+                    let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
+                    let d0 = dot_u7(y0, v128_and(u8x16_shr(q0, sh), three), ZERO);
+                    let d1 = dot_u7(y1, v128_and(u8x16_shr(q1, sh), three), ZERO);
+                    isum = madd_scale(isum, d0, (sc[e / 16] & 0xF) as i32);
+                    isum = madd_scale(isum, d1, (sc[e / 16 + 1] & 0xF) as i32);
+                }
+            }
+            // SAFETY: Q8_K block ib.
+            let dy = unsafe { q8k_d(a, ba) };
+            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+            acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q2K_D) } * dy);
+            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+            accm += (unsafe { hu(w, bw + off::Q2K_DMIN) } * dy) * summs as f32;
+        }
+        hsum_f32(acc) - accm
+    }
+}

@@ -1,0 +1,204 @@
+//! Q3_K (`block_q3_K`), the 3-bit K-quant (no real file here uses it; tested on written files):
+//! the block and its 6-bit scale unpacking, its dequantizer and reference quantizer, its scalar
+//! reference dot with Q8_K in ggml's `_generic` order, and the wasm32 SIMD mat-vec that computes
+//! the same bits.
+
+use crate::dot::{KParts, q8k};
+use crate::f16::{f16_to_f32, f32_to_f16};
+use crate::quant::{make_q3_quants, nearest_int, pack_2bit};
+use crate::types::{QK_K, off, rd_u16, wr_u16};
+
+// ---------------------------------------------------------------------------------------------
+// Block
+// ---------------------------------------------------------------------------------------------
+
+/// `block_q3_K`: 16 sub-blocks of 16; weight = `d * (scale - 32) * (q2 - (hbit ? 0 : 4))`.
+#[repr(C)]
+pub struct BlockQ3K {
+    /// High bits of the quants.
+    pub hmask: [u8; QK_K / 8],
+    /// Low 2 bits of the quants.
+    pub qs: [u8; QK_K / 4],
+    /// 6-bit scales, packed.
+    pub scales: [u8; 12],
+    /// Super-block scale, IEEE half.
+    pub d: u16,
+}
+
+/// The 16 signed 6-bit scales of a Q3_K block, minus 32 (unpacking as ggml's `dequantize_row_q3_K`).
+#[inline(always)]
+pub(crate) fn q3k_scales(s: &[u8]) -> [i8; 16] {
+    let mut out = [0i8; 16];
+    for (j, o) in out.iter_mut().enumerate() {
+        let lo = if j < 8 { s[j] & 0xF } else { s[j - 8] >> 4 };
+        let hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        *o = ((lo | (hi << 4)) as i8).wrapping_sub(32);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantize and quantize (scalar references)
+// ---------------------------------------------------------------------------------------------
+
+/// (256) ← block_q3_K.
+pub(crate) fn dequantize(b: &[u8], y: &mut [f32]) {
+    let d_all = f16_to_f32(rd_u16(b, off::Q3K_D));
+    let scales = q3k_scales(&b[off::Q3K_SCALES..off::Q3K_SCALES + 12]);
+    let hm = &b[off::Q3K_HMASK..off::Q3K_HMASK + 32];
+    let qs = &b[off::Q3K_QS..off::Q3K_QS + 64];
+    let mut is = 0;
+    let mut o = 0;
+    let mut m: u8 = 1;
+    for q in qs.chunks_exact(32) {
+        for shift in [0u32, 2, 4, 6] {
+            for half in 0..2 {
+                let dl = d_all * scales[is] as f32;
+                is += 1;
+                for l in 16 * half..16 * half + 16 {
+                    let lo = ((q[l] >> shift) & 3) as i32;
+                    let v = lo - if hm[l] & m != 0 { 0 } else { 4 };
+                    y[o] = dl * v as f32;
+                    o += 1;
+                }
+            }
+            m = m.wrapping_shl(1);
+        }
+    }
+}
+
+/// (256) → block_q3_K (`quantize_row_q3_K_ref`).
+pub(crate) fn quantize(x: &[f32], y: &mut [u8]) {
+    let mut li = [0i8; QK_K];
+    let mut scales = [0f32; 16];
+    let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
+    for j in 0..16 {
+        scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut li[16 * j..16 * j + 16]);
+        if scales[j].abs() > amax {
+            amax = scales[j].abs();
+            max_scale = scales[j];
+        }
+    }
+    y.fill(0);
+    let sc = off::Q3K_SCALES;
+    if max_scale != 0.0 {
+        let iscale = -32.0 / max_scale;
+        for j in 0..16 {
+            let q = (nearest_int(iscale * scales[j]) as i8).clamp(-32, 31) as i32 + 32;
+            if j < 8 {
+                y[sc + j] = (q & 0xF) as u8;
+            } else {
+                y[sc + j - 8] |= ((q & 0xF) << 4) as u8;
+            }
+            y[sc + 8 + j % 4] |= ((q >> 4) << (2 * (j / 4))) as u8;
+        }
+        wr_u16(y, off::Q3K_D, f32_to_f16(1.0 / iscale));
+    }
+    let d_all = f16_to_f32(rd_u16(y, off::Q3K_D));
+    let s = q3k_scales(&y[sc..sc + 12]);
+    for j in 0..16 {
+        let d = d_all * s[j] as f32;
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            li[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
+        }
+    }
+    let mut l = [0u8; QK_K];
+    let hm = off::Q3K_HMASK;
+    for j in 0..QK_K {
+        let mut v = li[j] as u8;
+        if v > 3 {
+            y[hm + j % 32] |= 1 << (j / 32);
+            v -= 4;
+        }
+        l[j] = v;
+    }
+    pack_2bit(&l, &mut y[off::Q3K_QS..off::Q3K_QS + 64]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dot with the activation type (scalar reference)
+// ---------------------------------------------------------------------------------------------
+
+/// `ggml_vec_dot_q3_K_q8_K_generic`, one block.
+pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
+    let sc = q3k_scales(&b[off::Q3K_SCALES..off::Q3K_SCALES + 12]);
+    let mut isum = 0i32;
+    for e in 0..QK_K {
+        let (n, j, l) = (e / 128, (e % 128) / 32, e % 32);
+        let lo = ((b[off::Q3K_QS + 32 * n + l] >> (2 * j)) & 3) as i32;
+        let hbit = (b[off::Q3K_HMASK + l] >> (4 * n + j)) & 1;
+        let q = lo - if hbit != 0 { 0 } else { 4 };
+        isum += sc[e / 16] as i32 * (q * q8k(ba, e));
+    }
+    (isum, 0, f16_to_f32(rd_u16(b, off::Q3K_D)), 0.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// wasm32 SIMD
+// ---------------------------------------------------------------------------------------------
+
+/// The SIMD twin of [`dot_block`] summed over a row, bit-identical to it.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod simd {
+    use core::arch::wasm32::*;
+
+    use crate::simd::{ZERO, bsums_dot, dot_u7, fma_block, hsum_f32, hu, ldo, madd_scale, q8k_d};
+    use crate::simd_k::Q8K_BYTES;
+    use crate::types::off;
+
+        use super::q3k_scales;
+
+    /// Q3_K · Q8_K: quants 0..=7 (low 2 bits | high bit << 2), minus 4·Σ scale·bsum.
+    ///
+    /// # Safety
+    /// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
+    pub(crate) unsafe fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        let (three, four) = (u8x16_splat(3), u8x16_splat(4));
+        for ib in 0..nb {
+            let (bw, ba) = (ib * 110, ib * Q8K_BYTES);
+            let sc = q3k_scales(&w[bw + off::Q3K_SCALES..bw + off::Q3K_SCALES + 12]);
+            let scv = i8x16(
+                sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11],
+                sc[12], sc[13], sc[14], sc[15],
+            );
+            // SAFETY: Q8_K block ib.
+            let corr = unsafe { bsums_dot(a, ba, scv) };
+            // SAFETY: hmask is 32 bytes at the block start.
+            let (m0, m1) = unsafe { (ldo(w, bw, off::Q3K_HMASK), ldo(w, bw, off::Q3K_HMASK + 16)) };
+            let mut isum = ZERO;
+            for n in 0..2 {
+                // SAFETY: qs are 64 bytes at bw + 32.
+                let (q0, q1) = unsafe {
+                    (
+                        ldo(w, bw, off::Q3K_QS + 32 * n),
+                        ldo(w, bw, off::Q3K_QS + 32 * n + 16),
+                    )
+                };
+                for j in 0..4 {
+                    let e = 128 * n + 32 * j;
+                    let (sh, hb) = (2 * j as u32, (4 * n + j) as u32);
+                    let v0 = v128_or(
+                        v128_and(u8x16_shr(q0, sh), three),
+                        v128_and(i8x16_shl(u8x16_shr(m0, hb), 2), four),
+                    );
+                    let v1 = v128_or(
+                        v128_and(u8x16_shr(q1, sh), three),
+                        v128_and(i8x16_shl(u8x16_shr(m1, hb), 2), four),
+                    );
+                    // SAFETY: activation quants e .. e+32 of block ib.
+                    let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
+                    isum = madd_scale(isum, dot_u7(y0, v0, ZERO), sc[e / 16] as i32);
+                    isum = madd_scale(isum, dot_u7(y1, v1, ZERO), sc[e / 16 + 1] as i32);
+                }
+            }
+            let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
+            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
+            acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
+        }
+        hsum_f32(acc)
+    }
+}
