@@ -204,4 +204,3 @@ pub(crate) fn qk_k_parts_of(
     )
 }
 
-

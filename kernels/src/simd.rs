@@ -672,13 +672,6 @@ unsafe fn dot32<F: Fmt32>(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     unsafe { matvec32::<F, Raw<'_, F>, 1>(nb, w, 0, &Raw(a, core::marker::PhantomData))[0] }
 }
 
-
-/// `acc + v * s` on i32 lanes.
-#[inline(always)]
-pub(crate) fn madd_scale(acc: v128, v: v128, s: i32) -> v128 {
-    i32x4_add(acc, i32x4_mul(v, i32x4_splat(s)))
-}
-
 /// Σ bsums[j] · c[j] over the 16 groups of a Q8_K block, as i32x4 partial sums; `c` are 16 i8.
 ///
 /// # Safety

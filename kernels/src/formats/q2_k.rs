@@ -133,16 +133,21 @@ pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
 // wasm32 SIMD
 // ---------------------------------------------------------------------------------------------
 
-/// The SIMD twin of [`dot_block`] summed over a row, bit-identical to it.
+/// The SIMD twin of [`dot_block`] summed over a row: the same integer sums, the float terms
+/// `d·isum` in 4 lanes (within rounding of the reference's sequential sum).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod simd {
     use core::arch::wasm32::*;
 
-    use crate::simd::{ZERO, bsums_dot, dot_u7, fma_block, hsum_f32, hsum_i32, hu, ldo, madd_scale, q8k_d};
-    use crate::simd_k::Q8K_BYTES;
+    use crate::simd::{ZERO, bsums_dot, fma_block, hsum_f32, hsum_i32, hu, ldo, q8k_d};
+    use crate::simd_k::{Q8K_BYTES, lane16, pairs_u7, unroll};
     use crate::types::off;
 
-    /// Q2_K · Q8_K.
+    /// Q2_K · Q8_K, 32 elements at a time (chunk C = (n, j) = (C / 4, C % 4): bits 2j of qs
+    /// bytes 32n..32n+32): the 2-bit quants × activation bytes summed in pairs to i16
+    /// (`pmaddubsw`, exact: |2·3·128| < 2^15), times the sub-block scale by `i32x4.dot_i16x8_s`
+    /// (`pmaddwd`), which leaves lane L with elements 4L..4L+3 of each half, as the reference
+    /// sums them; minus dmin · Σ min·bsum.
     ///
     /// # Safety
     /// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
@@ -151,31 +156,26 @@ pub(crate) mod simd {
         let three = u8x16_splat(3);
         for ib in 0..nb {
             let (bw, ba) = (ib * 84, ib * Q8K_BYTES);
-            let sc = &w[bw + off::Q2K_SCALES..bw + off::Q2K_SCALES + 16];
             // SAFETY: scales are 16 bytes at the block start.
             let scv = unsafe { ldo(w, bw, off::Q2K_SCALES) };
             // SAFETY: Q8_K block ib.
             let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
+            let s4 = v128_and(scv, u8x16_splat(0xF));
+            let (sc_lo, sc_hi) = (u16x8_extend_low_u8x16(s4), u16x8_extend_high_u8x16(s4));
             let mut isum = ZERO;
-            for n in 0..2 {
-                // SAFETY: qs are 64 bytes at bw + 16.
-                let (q0, q1) = unsafe {
-                    (
-                        ldo(w, bw, off::Q2K_QS + 32 * n),
-                        ldo(w, bw, off::Q2K_QS + 32 * n + 16),
-                    )
+            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+                let (n, j) = (C / 4, C % 4);
+                let e = 32 * C;
+                // SAFETY: 32 qs bytes of half n; activation quants e .. e+32 of block ib.
+                let (q0, q1, y0, y1) = unsafe {
+                    (ldo(w, bw, off::Q2K_QS + 32 * n), ldo(w, bw, off::Q2K_QS + 32 * n + 16), ldo(a, ba, off::Q8K_QS + e), ldo(a, ba, off::Q8K_QS + e + 16))
                 };
-                for j in 0..4 {
-                    let e = 128 * n + 32 * j;
-                    let sh = 2 * j as u32;
-                    // SAFETY: activation quants e .. e+32 of block ib.
-                    let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
-                    let d0 = dot_u7(y0, v128_and(u8x16_shr(q0, sh), three), ZERO);
-                    let d1 = dot_u7(y1, v128_and(u8x16_shr(q1, sh), three), ZERO);
-                    isum = madd_scale(isum, d0, (sc[e / 16] & 0xF) as i32);
-                    isum = madd_scale(isum, d1, (sc[e / 16 + 1] & 0xF) as i32);
-                }
-            }
+                // 16-bit shifts: the bits that cross into a byte are masked off.
+                let (v0, v1) = (v128_and(u16x8_shr(q0, 2 * j as u32), three), v128_and(u16x8_shr(q1, 2 * j as u32), three));
+                let sc = if C < 4 { sc_lo } else { sc_hi };
+                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(sc, (2 * C) % 8)));
+                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(sc, (2 * C + 1) % 8)));
+            });
             // SAFETY: Q8_K block ib.
             let dy = unsafe { q8k_d(a, ba) };
             // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.

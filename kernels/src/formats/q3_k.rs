@@ -140,18 +140,48 @@ pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
 // wasm32 SIMD
 // ---------------------------------------------------------------------------------------------
 
-/// The SIMD twin of [`dot_block`] summed over a row, bit-identical to it.
+/// The SIMD twin of [`dot_block`] summed over a row: the same integer sums, the float terms
+/// `d·isum` in 4 lanes (within rounding of the reference's sequential sum).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod simd {
     use core::arch::wasm32::*;
 
-    use crate::simd::{ZERO, bsums_dot, dot_u7, fma_block, hsum_f32, hu, ldo, madd_scale, q8k_d};
-    use crate::simd_k::Q8K_BYTES;
+    use crate::simd::{ZERO, bsums_dot, fma_block, hsum_f32, hu, ldo, q8k_d};
+    use crate::simd_k::{Q8K_BYTES, lane16, pairs_u7, unroll};
     use crate::types::off;
 
-        use super::q3k_scales;
+    /// The 16 scales of the Q3_K block at `bw`, as [`super::q3k_scales`] unpacks them, in i8
+    /// lanes: low nibbles from bytes 0..8 (scales 0..8 their low, 8..16 their high nibbles),
+    /// 2 high bits from bytes 8..12 (scale j: byte 8 + j % 4, bits 2·(j / 4)), minus 32.
+    ///
+    /// # Safety
+    /// A Q3_K block at `bw` of `w`.
+    #[inline(always)]
+    unsafe fn scales(w: &[u8], bw: usize) -> v128 {
+        debug_assert!(bw + off::Q3K_SCALES + 12 <= w.len());
+        // SAFETY: the 12 scale bytes of the block (8 + 4; no read past them).
+        let (lo8, hi4) = unsafe {
+            let p = w.as_ptr().add(bw + off::Q3K_SCALES);
+            (v128_load64_zero(p as *const u64), v128_load32_zero(p.add(8) as *const u32))
+        };
+        let m = u8x16_splat(0xF);
+        let (l, h) = (v128_and(lo8, m), v128_and(u16x8_shr(lo8, 4), m));
+        let low = i8x16_shuffle::<0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23>(l, h);
+        // Bytes 8..12 repeated four times, each copy shifted by its 2·(j / 4); 16-bit shifts,
+        // the bits that cross into a byte are masked off.
+        let r = i8x16_shuffle::<0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3>(hi4, hi4);
+        let (s0, s2, s4, s6) = (r, u16x8_shr(r, 2), u16x8_shr(r, 4), u16x8_shr(r, 6));
+        let t0 = i8x16_shuffle::<0, 1, 2, 3, 20, 21, 22, 23, 0, 0, 0, 0, 0, 0, 0, 0>(s0, s2);
+        let t1 = i8x16_shuffle::<0, 0, 0, 0, 0, 0, 0, 0, 8, 9, 10, 11, 28, 29, 30, 31>(s4, s6);
+        let high = v128_and(i8x16_shuffle::<0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31>(t0, t1), u8x16_splat(3));
+        i8x16_sub(v128_or(low, i16x8_shl(high, 4)), u8x16_splat(32))
+    }
 
-    /// Q3_K · Q8_K: quants 0..=7 (low 2 bits | high bit << 2), minus 4·Σ scale·bsum.
+    /// Q3_K · Q8_K, 32 elements at a time (chunk C = (n, j) = (C / 4, C % 4)): quants 0..=7
+    /// (bits 2j of qs bytes 32n..32n+32, high bit 4n + j of the hmask bytes at bit 2) × activation
+    /// bytes summed in pairs to i16 (`pmaddubsw`, exact: |2·7·128| < 2^15), times the sub-block
+    /// scale by `i32x4.dot_i16x8_s` (`pmaddwd`): lane L holds elements 4L..4L+3 of each half, as
+    /// the reference sums them; minus 4·Σ scale·bsum (the quants' offset of 4).
     ///
     /// # Safety
     /// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
@@ -160,41 +190,30 @@ pub(crate) mod simd {
         let (three, four) = (u8x16_splat(3), u8x16_splat(4));
         for ib in 0..nb {
             let (bw, ba) = (ib * 110, ib * Q8K_BYTES);
-            let sc = q3k_scales(&w[bw + off::Q3K_SCALES..bw + off::Q3K_SCALES + 12]);
-            let scv = i8x16(
-                sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11],
-                sc[12], sc[13], sc[14], sc[15],
-            );
+            // SAFETY: block ib of w.
+            let scv = unsafe { scales(w, bw) };
             // SAFETY: Q8_K block ib.
             let corr = unsafe { bsums_dot(a, ba, scv) };
+            let (sc_lo, sc_hi) = (i16x8_extend_low_i8x16(scv), i16x8_extend_high_i8x16(scv));
             // SAFETY: hmask is 32 bytes at the block start.
             let (m0, m1) = unsafe { (ldo(w, bw, off::Q3K_HMASK), ldo(w, bw, off::Q3K_HMASK + 16)) };
             let mut isum = ZERO;
-            for n in 0..2 {
-                // SAFETY: qs are 64 bytes at bw + 32.
-                let (q0, q1) = unsafe {
-                    (
-                        ldo(w, bw, off::Q3K_QS + 32 * n),
-                        ldo(w, bw, off::Q3K_QS + 32 * n + 16),
-                    )
+            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+                let (n, j) = (C / 4, C % 4);
+                let e = 32 * C;
+                // SAFETY: 32 qs bytes of half n; activation quants e .. e+32 of block ib.
+                let (q0, q1, y0, y1) = unsafe {
+                    (ldo(w, bw, off::Q3K_QS + 32 * n), ldo(w, bw, off::Q3K_QS + 32 * n + 16), ldo(a, ba, off::Q8K_QS + e), ldo(a, ba, off::Q8K_QS + e + 16))
                 };
-                for j in 0..4 {
-                    let e = 128 * n + 32 * j;
-                    let (sh, hb) = (2 * j as u32, (4 * n + j) as u32);
-                    let v0 = v128_or(
-                        v128_and(u8x16_shr(q0, sh), three),
-                        v128_and(i8x16_shl(u8x16_shr(m0, hb), 2), four),
-                    );
-                    let v1 = v128_or(
-                        v128_and(u8x16_shr(q1, sh), three),
-                        v128_and(i8x16_shl(u8x16_shr(m1, hb), 2), four),
-                    );
-                    // SAFETY: activation quants e .. e+32 of block ib.
-                    let (y0, y1) = unsafe { (ldo(a, ba, 4 + e), ldo(a, ba, 4 + e + 16)) };
-                    isum = madd_scale(isum, dot_u7(y0, v0, ZERO), sc[e / 16] as i32);
-                    isum = madd_scale(isum, dot_u7(y1, v1, ZERO), sc[e / 16 + 1] as i32);
-                }
-            }
+                // Bit hb = 4n + j of each hmask byte to bit 2; 16-bit shifts, masked.
+                let hb = 4 * n + j;
+                let high = |m: v128| v128_and(if hb >= 2 { u16x8_shr(m, (hb - 2) as u32) } else { i16x8_shl(m, (2 - hb) as u32) }, four);
+                let v0 = v128_or(v128_and(u16x8_shr(q0, 2 * j as u32), three), high(m0));
+                let v1 = v128_or(v128_and(u16x8_shr(q1, 2 * j as u32), three), high(m1));
+                let sc = if C < 4 { sc_lo } else { sc_hi };
+                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(sc, (2 * C) % 8)));
+                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(sc, (2 * C + 1) % 8)));
+            });
             let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
             // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
             acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
