@@ -105,7 +105,8 @@ pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
 // wasm32 SIMD
 // ---------------------------------------------------------------------------------------------
 
-/// The SIMD twin of [`dot_block`] summed over a row, bit-identical to it.
+/// The SIMD twin of [`dot_block`] summed over a row: the same integer sums, the float terms
+/// in 4 lanes (within rounding of the reference's sequential sum).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod simd {
     use core::arch::wasm32::*;
