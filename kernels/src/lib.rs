@@ -28,6 +28,7 @@
 //! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 //! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
 //! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
+//! pub fn gelu_f16_table / gelu_f32 / tanhf / expm1f         // GEGLU's table, glibc's methods
 //! ```
 //!
 //! Numerics (what llama.cpp computes, and where this crate differs):
@@ -46,10 +47,11 @@
 //!   row, regrouped so that the SIMD kernels decode them with fewer instructions) and gives
 //!   exactly what [`vec_dot_rows`] gives on the rows as stored.
 //! - The attention and SwiGLU pieces (`act`) follow ggml-cpu's flash attention (f16 value sums,
-//!   AVX-512 f16 dot order, glibc's `expf`) and `ggml_v_expf`.
+//!   AVX-512 f16 dot order, glibc's `expf`) and `ggml_v_expf`; GEGLU's GELU table is ggml's
+//!   (`ggml_table_gelu_f16`) as its x86 build computes it (glibc's `tanhf`, GCC's contraction).
 //!
 //! Layouts follow llama.cpp's `ggml-common.h`; algorithms are ported from `ggml-quants.c` and
-//! `ggml-cpu/quants.c` (cited per function). Each format has one home, [`formats`]`::<format>`:
+//! `ggml-cpu/quants.c` (cited per function). Each format has one home, `formats::<format>`:
 //! its block, dequantizer, reference quantizer, scalar reference dot and SIMD kernels, in that
 //! order; the modules by operation (`dequant`, `quant`, `dot`, `simd`, `simd_k`, `simd_packed`)
 //! hold the dispatchers and what several formats share.
@@ -60,7 +62,7 @@ mod act;
 mod dequant;
 mod dot;
 mod f16;
-pub mod formats;
+mod formats;
 mod pack;
 mod quant;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -118,9 +120,9 @@ pub use pack::{has_packed_layout, pack_rows, unpack_rows};
 pub use f16::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use formats::q8_k::quantize_row_q8_k_x4;
 pub use quant::{quantize_row_ref, quantize_row_scalar};
-pub use formats::{q8_1::BlockQ8_1, q8_k::BlockQ8K, q4_0::BlockQ4_0, q4_1::BlockQ4_1, q5_0::BlockQ5_0, q5_1::BlockQ5_1, q8_0::BlockQ8_0, q2_k::BlockQ2K, q3_k::BlockQ3K, q4_k::BlockQ4K, q5_k::BlockQ5K, q6_k::BlockQ6K};
 pub use types::{
-    GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    BlockQ8_0, BlockQ8_1, BlockQ8K, GgmlType, K_SCALE_SIZE, QK_K, QK4_0, QK4_1, QK5_0, QK5_1,
     QK8_0, QK8_1,
 };
 

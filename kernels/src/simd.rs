@@ -1,5 +1,5 @@
 //! wasm32 SIMD kernels (simd128, plus relaxed-simd's `i32x4.relaxed_dot_i8x16_i7x16_add` when the
-//! target enables it). Each mirrors the scalar reference in [`crate::dot`] / [`crate::quant`]:
+//! target enables it). Each mirrors its format's scalar reference (`formats::<format>`):
 //!
 //! - the integer part of every block dot is exact and equal to the reference (the relaxed i8×i7
 //!   dot is only fed a second operand in 0..=127, where it is deterministic; signed × signed
@@ -120,7 +120,8 @@ pub(crate) fn hsum_f32(v: v128) -> f32 {
 /// Signed × signed byte dot with lane k = Σ a[j]·b[j] over the consecutive bytes j = 4k..4k+3
 /// (the grouping of the relaxed i8×i7 dot), in simd128: widen to i16, `i32x4.dot_i16x8_s` gives
 /// sums of adjacent pairs, then adjacent pair sums are added across the two halves. Only the
-/// simd128 fallback of [`dot_u7`] needs it (Q8_0 splits its activation once per block instead).
+/// simd128 fallbacks of [`dot_u7`] and [`dot_u7_0`] need it (Q8_0 splits its activation once
+/// per block instead).
 #[cfg(not(target_feature = "relaxed-simd"))]
 #[inline(always)]
 fn dot4_i8(a: v128, b: v128) -> v128 {

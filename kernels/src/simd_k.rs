@@ -1,21 +1,22 @@
 //! What the wasm32 SIMD kernels of the 256-element K-quants share (the kernels themselves, the
 //! mat-vec of one weight row with one Q8_K activation row and the tiles that multiply one weight
 //! row with several activation rows at once, decoding each weight block once for the whole tile,
-//! live in their formats' homes: [`crate::formats::q4_k`], [`crate::formats::q5_k`],
-//! [`crate::formats::q6_k`]), and the tile dispatcher.
+//! live in their formats' homes: `formats::q4_k`, `q5_k`, `q6_k`; Q2_K and Q3_K use the pair
+//! sums and scale lanes too), and the tile dispatcher.
 //!
 //! The integer arithmetic follows ggml-cpu's x86 kernels (`ggml_vec_dot_q6_K_q8_K` AVX2, the
 //! repacked `ggml_gemv/gemm_q4_K_8x8_q8_K`): unsigned quants times signed activations summed in
 //! pairs to i16 (`i16x8.relaxed_dot_i8x16_i7x16_s`, which Wasmtime lowers to `pmaddubsw`, exact
 //! here because the quants are at most 63: |2·63·128| < 2^15), then the sub-block scale applied
 //! by `i32x4.dot_i16x8_s` (`pmaddwd`), which also adds the pairs into i32 lanes of 4 products.
-//! Each i32 lane therefore holds exactly what the reference ([`crate::dot`]) holds in the same
-//! lane, so the float part — which is where the order matters — is unchanged:
+//! Each i32 lane therefore holds exactly what the reference (each format's `dot_ref` /
+//! `dot_block`) holds in the same lane, so the float part — which is where the order matters —
+//! is unchanged:
 //!
 //! - Q4_K: one fused term per block (gemv) or per 64 elements (gemm), two f32 chains
-//!   `acc`/`accm`, acc − accm (`q4_k_x86`); in a tile the 4 activation rows' chains are the 4
+//!   `acc`/`accm`, acc − accm (`formats::q4_k::dot_ref`); in a tile the 4 activation rows' chains are the 4
 //!   lanes of one f32x4, each fused exactly as the scalar chain is.
-//! - Q6_K: 8 integer lanes per block fused into 8 f32 lanes, `hsum_float_8` (`q6_k_x86`).
+//! - Q6_K: 8 integer lanes per block fused into 8 f32 lanes, `hsum_float_8` (`formats::q6_k::dot_ref`).
 //! - Q5_K: the `_generic` order summed in 4 lanes (no real file here uses Q5_K).
 //!
 //! Callers check slice lengths first; every raw load stays inside `nb` blocks of its slice.
@@ -120,18 +121,6 @@ pub(crate) unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v
     let m_hi = i16x8_shuffle::<4, 4, 5, 5, 6, 6, 7, 7>(mins16, mins16);
     (i32x4_dot_i16x8(b0, m_lo), i32x4_dot_i16x8(b1, m_hi))
 }
-
-// ---------------------------------------------------------------------------------------------
-// Q4_K (scalar reference: `dot::q4_k_x86`)
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// Q5_K (scalar reference: `dot::vec_dot_ref`'s `_generic` order)
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// Q6_K (scalar reference: `dot::q6_k_x86`)
-// ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
 // Tiles: weight rows × activation rows

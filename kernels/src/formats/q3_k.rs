@@ -1,7 +1,7 @@
 //! Q3_K (`block_q3_K`), the 3-bit K-quant (no real file here uses it; tested on written files):
 //! the block and its 6-bit scale unpacking, its dequantizer and reference quantizer, its scalar
-//! reference dot with Q8_K in ggml's `_generic` order, and the wasm32 SIMD mat-vec that computes
-//! the same bits.
+//! reference dot with Q8_K in ggml's `_generic` order, and the wasm32 SIMD mat-vec (the same
+//! integer sums, its float terms summed in 4 lanes).
 
 use crate::dot::{KParts, q8k};
 use crate::f16::{f16_to_f32, f32_to_f16};

@@ -1,6 +1,7 @@
 //! Q5_K (`block_q5_K`), the 5-bit K-quant (no real file here uses it; tested on written files):
 //! the block, its dequantizer and reference quantizer, its scalar reference dot with Q8_K in
-//! ggml's `_generic` order, and the wasm32 SIMD mat-vec that computes the same bits.
+//! ggml's `_generic` order, and the wasm32 SIMD mat-vec (the same integer sums, its float terms
+//! summed in 4 lanes).
 
 use crate::dot::{KParts, qk_k_parts};
 use crate::f16::f16_to_f32;
