@@ -97,6 +97,31 @@ pub(crate) fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
     )
 }
 
+/// The integer sums of a 256-element block of 2- or 3-bit quants (Q2_K, Q3_K) with the Q8_K block
+/// at `ba` of `a`, 32 elements at a time: chunk C = (n, j) = (C / 4, C % 4) reads the 32 quant
+/// bytes of half n at `qs + 32n` of `w` and `quants(C, lo, hi)` makes its quants (0..=127) from
+/// them; quants × activation bytes summed in pairs to i16 (`pmaddubsw`, exact for quants ≤ 7:
+/// |2·7·128| < 2^15), times sub-block scales 2C and 2C+1 of `sc` (i16 lanes: scales 0..8, 8..16)
+/// by `i32x4.dot_i16x8_s` (`pmaddwd`), so lane L holds elements 4L..4L+3 of each half, as the
+/// scalar references sum them.
+///
+/// # Safety
+/// 64 quant bytes at `qs` of `w`; a Q8_K block at `ba` of `a`.
+#[inline(always)]
+pub(crate) unsafe fn low_bit_sums(w: &[u8], qs: usize, a: &[u8], ba: usize, sc: (v128, v128), quants: impl Fn(usize, v128, v128) -> (v128, v128)) -> v128 {
+    let mut isum = i32x4_splat(0);
+    unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
+        let (q, e) = (qs + 32 * (C / 4), off::Q8K_QS + 32 * C);
+        // SAFETY: 32 quant bytes of half C / 4; activation quants e .. e+32 (caller).
+        let (q0, q1, y0, y1) = unsafe { (ldo(w, q, 0), ldo(w, q, 16), ldo(a, ba, e), ldo(a, ba, e + 16)) };
+        let (v0, v1) = quants(C, q0, q1);
+        let s = if C < 4 { sc.0 } else { sc.1 };
+        isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(s, (2 * C) % 8)));
+        isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(s, (2 * C + 1) % 8)));
+    });
+    isum
+}
+
 /// The two halves of a Q8_K block's bsums (i16: groups 0..8, 8..16).
 ///
 /// # Safety

@@ -140,15 +140,12 @@ pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
 pub(crate) mod simd {
     use core::arch::wasm32::*;
 
-    use crate::simd::{ZERO, bsums_dot, fma_block, hsum_f32, hsum_i32, hu, ldo, q8k_d};
-    use crate::simd_k::{Q8K_BYTES, lane16, pairs_u7, unroll};
+    use crate::simd::{bsums_dot, fma_block, hsum_f32, hsum_i32, hu, ldo, q8k_d};
+    use crate::simd_k::{Q8K_BYTES, low_bit_sums};
     use crate::types::off;
 
-    /// Q2_K · Q8_K, 32 elements at a time (chunk C = (n, j) = (C / 4, C % 4): bits 2j of qs
-    /// bytes 32n..32n+32): the 2-bit quants × activation bytes summed in pairs to i16
-    /// (`pmaddubsw`, exact: |2·3·128| < 2^15), times the sub-block scale by `i32x4.dot_i16x8_s`
-    /// (`pmaddwd`), which leaves lane L with elements 4L..4L+3 of each half, as the reference
-    /// sums them; minus dmin · Σ min·bsum.
+    /// Q2_K · Q8_K: the 2-bit quants of chunk C = (n, j) are bits 2j of qs bytes 32n..32n+32,
+    /// summed with their scales by [`low_bit_sums`]; minus dmin · Σ min·bsum.
     ///
     /// # Safety
     /// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
@@ -163,20 +160,14 @@ pub(crate) mod simd {
             let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
             let s4 = v128_and(scv, u8x16_splat(0xF));
             let (sc_lo, sc_hi) = (u16x8_extend_low_u8x16(s4), u16x8_extend_high_u8x16(s4));
-            let mut isum = ZERO;
-            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
-                let (n, j) = (C / 4, C % 4);
-                let e = 32 * C;
-                // SAFETY: 32 qs bytes of half n; activation quants e .. e+32 of block ib.
-                let (q0, q1, y0, y1) = unsafe {
-                    (ldo(w, bw, off::Q2K_QS + 32 * n), ldo(w, bw, off::Q2K_QS + 32 * n + 16), ldo(a, ba, off::Q8K_QS + e), ldo(a, ba, off::Q8K_QS + e + 16))
-                };
-                // 16-bit shifts: the bits that cross into a byte are masked off.
-                let (v0, v1) = (v128_and(u16x8_shr(q0, 2 * j as u32), three), v128_and(u16x8_shr(q1, 2 * j as u32), three));
-                let sc = if C < 4 { sc_lo } else { sc_hi };
-                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(sc, (2 * C) % 8)));
-                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(sc, (2 * C + 1) % 8)));
-            });
+            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib.
+            let isum = unsafe {
+                low_bit_sums(w, bw + off::Q2K_QS, a, ba, (sc_lo, sc_hi), |c, q0, q1| {
+                    // 16-bit shifts: the bits that cross into a byte are masked off.
+                    let sh = 2 * (c % 4) as u32;
+                    (v128_and(u16x8_shr(q0, sh), three), v128_and(u16x8_shr(q1, sh), three))
+                })
+            };
             // SAFETY: Q8_K block ib.
             let dy = unsafe { q8k_d(a, ba) };
             // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.

@@ -146,8 +146,8 @@ pub(crate) fn dot_block(b: &[u8], ba: &[u8]) -> KParts {
 pub(crate) mod simd {
     use core::arch::wasm32::*;
 
-    use crate::simd::{ZERO, bsums_dot, fma_block, hsum_f32, hu, ldo, q8k_d};
-    use crate::simd_k::{Q8K_BYTES, lane16, pairs_u7, unroll};
+    use crate::simd::{bsums_dot, fma_block, hsum_f32, hu, ldo, q8k_d};
+    use crate::simd_k::{Q8K_BYTES, low_bit_sums};
     use crate::types::off;
 
     /// The 16 scales of the Q3_K block at `bw`, as [`super::q3k_scales`] unpacks them, in i8
@@ -177,11 +177,9 @@ pub(crate) mod simd {
         i8x16_sub(v128_or(low, i16x8_shl(high, 4)), u8x16_splat(32))
     }
 
-    /// Q3_K · Q8_K, 32 elements at a time (chunk C = (n, j) = (C / 4, C % 4)): quants 0..=7
-    /// (bits 2j of qs bytes 32n..32n+32, high bit 4n + j of the hmask bytes at bit 2) × activation
-    /// bytes summed in pairs to i16 (`pmaddubsw`, exact: |2·7·128| < 2^15), times the sub-block
-    /// scale by `i32x4.dot_i16x8_s` (`pmaddwd`): lane L holds elements 4L..4L+3 of each half, as
-    /// the reference sums them; minus 4·Σ scale·bsum (the quants' offset of 4).
+    /// Q3_K · Q8_K: the quants 0..=7 of chunk C = (n, j) are bits 2j of qs bytes 32n..32n+32
+    /// with high bit 4n + j of the hmask bytes at bit 2, summed with their scales by
+    /// [`low_bit_sums`]; minus 4·Σ scale·bsum (the quants' offset of 4).
     ///
     /// # Safety
     /// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
@@ -197,23 +195,16 @@ pub(crate) mod simd {
             let (sc_lo, sc_hi) = (i16x8_extend_low_i8x16(scv), i16x8_extend_high_i8x16(scv));
             // SAFETY: hmask is 32 bytes at the block start.
             let (m0, m1) = unsafe { (ldo(w, bw, off::Q3K_HMASK), ldo(w, bw, off::Q3K_HMASK + 16)) };
-            let mut isum = ZERO;
-            unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
-                let (n, j) = (C / 4, C % 4);
-                let e = 32 * C;
-                // SAFETY: 32 qs bytes of half n; activation quants e .. e+32 of block ib.
-                let (q0, q1, y0, y1) = unsafe {
-                    (ldo(w, bw, off::Q3K_QS + 32 * n), ldo(w, bw, off::Q3K_QS + 32 * n + 16), ldo(a, ba, off::Q8K_QS + e), ldo(a, ba, off::Q8K_QS + e + 16))
-                };
-                // Bit hb = 4n + j of each hmask byte to bit 2; 16-bit shifts, masked.
-                let hb = 4 * n + j;
-                let high = |m: v128| v128_and(if hb >= 2 { u16x8_shr(m, (hb - 2) as u32) } else { i16x8_shl(m, (2 - hb) as u32) }, four);
-                let v0 = v128_or(v128_and(u16x8_shr(q0, 2 * j as u32), three), high(m0));
-                let v1 = v128_or(v128_and(u16x8_shr(q1, 2 * j as u32), three), high(m1));
-                let sc = if C < 4 { sc_lo } else { sc_hi };
-                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(sc, (2 * C) % 8)));
-                isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(sc, (2 * C + 1) % 8)));
-            });
+            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib.
+            let isum = unsafe {
+                low_bit_sums(w, bw + off::Q3K_QS, a, ba, (sc_lo, sc_hi), |c, q0, q1| {
+                    // Bits 2j of the qs bytes, and bit hb = 4n + j of each hmask byte moved to
+                    // bit 2; 16-bit shifts, the bits that cross into a byte are masked off.
+                    let (sh, hb) = (2 * (c % 4) as u32, (4 * (c / 4) + c % 4) as u32);
+                    let high = |m: v128| v128_and(if hb >= 2 { u16x8_shr(m, hb - 2) } else { i16x8_shl(m, 2 - hb) }, four);
+                    (v128_or(v128_and(u16x8_shr(q0, sh), three), high(m0)), v128_or(v128_and(u16x8_shr(q1, sh), three), high(m1)))
+                })
+            };
             let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
             // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
             acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
