@@ -53,8 +53,9 @@ pub enum ErrorCode {
     GgufBadMetadata,
     /// An I/O error (opening or reading the file).
     Io,
-    /// The model file changed size under us.
-    FileTruncated,
+    /// The model file changed after it was loaded (its size, modification time, or the file its
+    /// path names; the message says which): every later read of it fails.
+    FileChanged,
     /// An option has the wrong type or value.
     InvalidOption,
     /// An invalid `MemoryLayout`.
@@ -117,7 +118,7 @@ impl ErrorCode {
             GgufTensorOverlap => "ERR_GGUF_TENSOR_OVERLAP",
             GgufBadMetadata => "ERR_GGUF_BAD_METADATA",
             Io => "ERR_IO",
-            FileTruncated => "ERR_FILE_TRUNCATED",
+            FileChanged => "ERR_FILE_CHANGED",
             InvalidOption => "ERR_INVALID_OPTION",
             InvalidLayout => "ERR_INVALID_LAYOUT",
             ModelTooLargeForWasm32 => "ERR_MODEL_TOO_LARGE_FOR_WASM32",

@@ -123,22 +123,71 @@ fn sparse_file_over_4gib_pages_layers_past_4gib() {
     std::fs::remove_file(&path).unwrap();
 }
 
-#[test]
-fn file_truncated_under_a_loaded_model_is_a_typed_error() {
-    let dir = common::temp_dir("trunc");
+/// Loads a 4-layer synthetic model in Memory64 mode with one cache slot (every other layer is
+/// read from the file again) and reads layer 0 once.
+fn loaded_with_one_slot(tag: &str) -> (std::path::PathBuf, wasm_chord::Memory64Model) {
+    let dir = common::temp_dir(tag);
     let path = dir.join("synthetic.gguf");
     GgufWriter::synthetic_llama(4, 128, 256, 300, GgmlType::F32, TensorData::Pattern).write_to(&path).unwrap();
     let mut m = Memory64GGUFLoader::new(&path, options(Memory64Option::Always, 1)).load().unwrap();
-    m.guest_checksum(0).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.set_len(4096).unwrap();
+    assert_eq!(m.guest_checksum(0).unwrap(), m.file_checksum(0).unwrap());
+    // The change below must land in a later clock tick than the write above (mtime granularity).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    (path, m)
+}
+
+/// After the file changed, every read of it fails with ERR_FILE_CHANGED and a message saying
+/// what changed: the next layer, the evicted layer 0 read again, a row of a non-layer tensor,
+/// and the independent file checksum (`verifyUnit`).
+fn every_later_read_fails(m: &mut wasm_chord::Memory64Model, says: &str) {
     let e = m.guest_checksum(3).unwrap_err();
-    assert_eq!(e.code, ErrorCode::FileTruncated, "{e}");
-    // Layer 0 was evicted (one slot), so it must be read again: same typed error, no crash.
-    assert_eq!(m.guest_checksum(0).unwrap_err().code, ErrorCode::FileTruncated);
+    assert_eq!(e.code, ErrorCode::FileChanged, "{e}");
+    assert!(e.message.contains(says), "{e}");
+    assert_eq!(m.guest_checksum(0).unwrap_err().code, ErrorCode::FileChanged);
     let last = m.units().units.len() as u32 - 1;
-    assert_eq!(m.guest_checksum(last).unwrap_err().code, ErrorCode::FileTruncated);
+    assert_eq!(m.guest_checksum(last).unwrap_err().code, ErrorCode::FileChanged);
+    assert_eq!(m.file_checksum(1).unwrap_err().code, ErrorCode::FileChanged);
     assert!(m.bridge_stats().errors >= 3);
+}
+
+#[test]
+fn file_truncated_under_a_loaded_model_is_a_typed_error() {
+    let (path, mut m) = loaded_with_one_slot("trunc");
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4096).unwrap();
+    every_later_read_fails(&mut m, "size went from");
+}
+
+#[test]
+fn file_overwritten_in_place_under_a_loaded_model_is_a_typed_error() {
+    // Same size, same inode, other bytes: what silently gave wrong text when the mapping was read.
+    let (path, mut m) = loaded_with_one_slot("overwrite");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let len = f.metadata().unwrap().len();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x5a; 4096], len - 8192).unwrap();
+    every_later_read_fails(&mut m, "it was modified");
+}
+
+#[test]
+fn file_replaced_under_a_loaded_model_is_a_typed_error() {
+    let (path, mut m) = loaded_with_one_slot("replace");
+    let other = path.with_extension("new");
+    std::fs::copy(&path, &other).unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    every_later_read_fails(&mut m, "names another file");
+}
+
+#[test]
+fn only_regular_files_load_and_a_fifo_does_not_block() {
+    let dir = common::temp_dir("fifo");
+    let fifo = dir.join("model.gguf");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = Memory64GGUFLoader::new(&fifo, LoadOptions::default()).load().unwrap_err();
+    assert_eq!(e.code, ErrorCode::Io, "{e}");
+    assert!(e.message.contains("not a regular file (a FIFO)"), "{e}");
+    let e = Memory64GGUFLoader::new(&dir, LoadOptions::default()).load().unwrap_err();
+    assert!(e.code == ErrorCode::Io && e.message.contains("a directory"), "{e}");
 }
 
 #[test]

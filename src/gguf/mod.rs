@@ -6,12 +6,14 @@
 //!  · n_tensors × (name string, n_dims u32, ne[n_dims] u64, type u32, offset u64)
 //!  · padding to general.alignment · tensor data`.
 
+mod file;
 mod ggml_type;
 mod reader;
 mod writer;
 
+pub use file::ModelFile;
 pub use ggml_type::{GgmlType, QK_K};
-pub use reader::{GgufFile, ReaderLimits, read_gguf, read_gguf_bytes, read_gguf_with_limits};
+pub use reader::{GgufFile, ReaderLimits, read_gguf, read_gguf_bytes, read_gguf_file, read_gguf_with_limits};
 pub use writer::{GgufWriter, TensorData, TensorSpec, pattern_byte};
 
 /// GGUF metadata value type ids.

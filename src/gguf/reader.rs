@@ -4,10 +4,10 @@
 //! each failure is a typed [`ChordError`] carrying the numbers.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use super::file::ModelFile;
 use super::{GgmlType, GgufArray, GgufValue, GgufValueType, TensorInfo};
 use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
 
@@ -98,13 +98,16 @@ pub fn read_gguf(path: &Path) -> Result<GgufFile> {
 
 /// Reads the metadata of the GGUF file at `path`.
 pub fn read_gguf_with_limits(path: &Path, limits: ReaderLimits) -> Result<GgufFile> {
-    let file = File::open(path).map_err(|e| io_err(format!("cannot open {}", path.display()), e))?;
-    let file_size = file
-        .metadata()
-        .map_err(|e| io_err(format!("cannot stat {}", path.display()), e))?
-        .len();
-    let mut r = Cursor { inner: BufReader::with_capacity(1 << 20, file), pos: 0, len: file_size };
-    parse(&mut r, limits)
+    read_gguf_file(&ModelFile::open(path)?, limits)
+}
+
+/// Reads the metadata of an opened model file (the loader's: the same descriptor then serves
+/// the tensor bytes), then checks that the file did not change while it was read.
+pub fn read_gguf_file(file: &ModelFile, limits: ReaderLimits) -> Result<GgufFile> {
+    let mut r = Cursor { inner: BufReader::with_capacity(1 << 20, file.reader()), pos: 0, len: file.len() };
+    let gguf = parse(&mut r, limits)?;
+    file.check()?;
+    Ok(gguf)
 }
 
 /// Reads GGUF metadata from an in-memory byte string (tests, fuzzing).

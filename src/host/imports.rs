@@ -250,7 +250,8 @@ mod tests {
         let gguf = read_gguf(&path).unwrap();
         let units = UnitTable::new(&gguf).unwrap();
         let (layout, offsets) = plan_regions(&gguf, &units).unwrap();
-        let runtime = Memory64Runtime::map_file(&path, &layout, &offsets).unwrap();
+        let file = std::sync::Arc::new(crate::gguf::ModelFile::open(&path).unwrap());
+        let runtime = Memory64Runtime::map_file(file, &layout, &offsets).unwrap();
         let plan = Memory64LayerManager::plan(&units.layer_bytes(), crate::memory64::CacheConfig { layers: Some(1), bytes: None }).unwrap();
         assert!(65536 + plan.arena_bytes() <= 131072);
         let bridge = bridge_for(&gguf, &units, runtime, Memory64LayerManager::new(units.layer_bytes(), plan, 65536));

@@ -5,23 +5,28 @@
 //! `MemoryCreator` (a host `Memory::new` does not), so each region is the exported memory of a
 //! tiny memory-only module `(module (memory (export "m") i64 N N))` instantiated in a dedicated
 //! region engine whose creator maps the model file copy-on-write (`MAP_PRIVATE`, via memmap2).
-//! The footprint of a region is therefore metadata until bytes are read, and pages read are
-//! dropped again (`MADV_DONTNEED`) so that RSS stays small while layers stream through.
+//! The footprint of a region is therefore address space only.
+//!
+//! How a file-backed region is read: the host fills the destination with `pread` of the file
+//! range the region maps ([`ModelFile::read_exact_at`], which also checks after each read that
+//! the file is still the one loaded), not by touching the mapping. A fault on a mapping of a file
+//! that shrank is a SIGBUS that kills the process; a `pread` returns short. `pread` also fills a
+//! slot from the page cache faster than faulting the mapping in (see `ModelFile`), and leaves no
+//! pages of the mapping resident.
 //!
 //! The region engine runs no code against these memories (the host copies out of them), so it
 //! is configured with no guard pages and no reservation; the guest engine (`src/host`) keeps
 //! Wasmtime's own memory creator.
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use memmap2::{MmapMut, MmapOptions};
 use wasmtime::{Config, Engine, Instance, LinearMemory, Memory, MemoryCreator, MemoryType, Module, Store};
 
 use super::layout::{MemoryLayout, RegionSpec};
-use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
+use crate::gguf::ModelFile;
 
 const WASM_PAGE: u64 = 65536;
 
@@ -65,19 +70,12 @@ struct Region {
     stats: RegionStats,
 }
 
-struct FileSource {
-    file: File,
-    path: PathBuf,
-    expected_len: u64,
-}
-
 /// Host-managed Memory64 regions (see the module docs).
 pub struct Memory64Runtime {
     store: Store<()>,
     regions: Vec<Region>,
-    source: Option<FileSource>,
-    /// Drop the pages of a file-backed region after each read (keeps RSS small). Default true.
-    pub drop_after_read: bool,
+    /// The file that file-backed regions map (and are read from).
+    source: Option<Arc<ModelFile>>,
 }
 
 impl std::fmt::Debug for Memory64Runtime {
@@ -95,19 +93,18 @@ impl Memory64Runtime {
             let memory = instantiate_region(&mut store, spec.size, Backing::Anonymous)?;
             regions.push(Region::new(spec.clone(), memory, &store, None, 0));
         }
-        Ok(Self { store, regions, source: None, drop_after_read: true })
+        Ok(Self { store, regions, source: None })
     }
 
     /// File-backed regions: region `i` holds the bytes `[file_offsets[i], file_offsets[i] + size_i)`
-    /// of the file at `path`, mapped copy-on-write (never copied into anonymous memory).
-    pub fn map_file(path: &Path, layout: &MemoryLayout, file_offsets: &[u64]) -> Result<Self> {
+    /// of `file`, mapped copy-on-write (never copied into anonymous memory) and read by `pread`.
+    pub fn map_file(file: Arc<ModelFile>, layout: &MemoryLayout, file_offsets: &[u64]) -> Result<Self> {
         if file_offsets.len() != layout.regions().len() {
             return fail(E::InvalidLayout, format!("{} file offsets for {} regions", file_offsets.len(), layout.regions().len()));
         }
-        let file = File::open(path).map_err(|e| io_err(format!("cannot open {}", path.display()), e))?;
-        let file_len = file.metadata().map_err(|e| io_err("stat", e))?.len();
+        let file_len = file.len();
         let page = page_size();
-        let shared = Arc::new(file.try_clone().map_err(|e| io_err("dup", e))?);
+        let shared = Arc::new(file.file().try_clone().map_err(|e| crate::error::io_err("dup", e))?);
         let mut store = Store::new(region_engine()?, ());
         let mut regions = Vec::with_capacity(file_offsets.len());
         for (spec, &off) in layout.regions().iter().zip(file_offsets) {
@@ -121,8 +118,7 @@ impl Memory64Runtime {
             let memory = instantiate_region(&mut store, delta + spec.size, backing)?;
             regions.push(Region::new(spec.clone(), memory, &store, Some(off), delta));
         }
-        let source = FileSource { file, path: path.to_path_buf(), expected_len: file_len };
-        Ok(Self { store, regions, source: Some(source), drop_after_read: true })
+        Ok(Self { store, regions, source: Some(file) })
     }
 
     /// Number of regions.
@@ -198,19 +194,15 @@ impl Memory64Runtime {
     }
 
     fn read_inner(&mut self, region: usize, offset: u64, dst: &mut [u8]) -> Result<()> {
-        self.check_file()?;
-        let len = dst.len() as u64;
-        let drop_pages = self.drop_after_read && self.source.is_some();
-        let (start, r) = self.locate(region, offset, len)?;
-        let memory = r.memory;
-        if drop_pages && dst.len() >= READAHEAD_MIN {
-            advise(memory.data_ptr(&self.store), memory.data_size(&self.store), start, dst.len(), libc::MADV_WILLNEED);
+        let len = dst.len();
+        let (start, r) = self.locate(region, offset, len as u64)?;
+        match (&self.source, r.file_offset) {
+            (Some(file), Some(base)) => file.read_exact_at(dst, base + offset, &|| format!("region {:?} bytes [{offset}, +{len})", r.spec.name)),
+            _ => {
+                dst.copy_from_slice(&r.memory.data(&self.store)[start..start + dst.len()]);
+                Ok(())
+            }
         }
-        dst.copy_from_slice(&memory.data(&self.store)[start..start + dst.len()]);
-        if drop_pages {
-            advise(memory.data_ptr(&self.store), memory.data_size(&self.store), start, dst.len(), libc::MADV_DONTNEED);
-        }
-        Ok(())
     }
 
     /// Bounds check: returns the memory index of logical `offset`.
@@ -225,15 +217,6 @@ impl Memory64Runtime {
         }
     }
 
-    /// A file that shrank under a mapping would fault (SIGBUS) on access: check its size first.
-    fn check_file(&self) -> Result<()> {
-        let Some(src) = &self.source else { return Ok(()) };
-        let now = src.file.metadata().map_err(|e| io_err(format!("stat {}", src.path.display()), e))?.len();
-        if now < src.expected_len {
-            return fail(E::FileTruncated, format!("{} shrank from {} to {now} bytes while loaded", src.path.display(), src.expected_len));
-        }
-        Ok(())
-    }
 }
 
 impl Region {
@@ -255,34 +238,13 @@ fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-/// Reads at least this large ask the kernel to read the whole range ahead (`MADV_WILLNEED`).
-const READAHEAD_MIN: usize = 1 << 20;
-
-/// `madvise` on the whole pages inside `[start, start + len)` of a region's private file mapping:
-/// `MADV_WILLNEED` starts reading the range ahead of the copy; `MADV_DONTNEED` drops the clean
-/// pages from this process afterwards (they are re-read from the page cache if touched again).
-fn advise(base: *mut u8, size: usize, start: usize, len: usize, advice: libc::c_int) {
-    let page = page_size() as usize;
-    let (lo, hi) = if advice == libc::MADV_DONTNEED {
-        (start.div_ceil(page) * page, ((start + len) / page * page).min(size))
-    } else {
-        (start / page * page, ((start + len).div_ceil(page) * page).min(size))
-    };
-    if hi > lo {
-        // SAFETY: [lo, hi) lies inside the live mapping of this region (checked by `locate`);
-        // the region is file-backed and never written, so dropping its pages loses nothing, and
-        // WILLNEED only schedules reads.
-        unsafe { libc::madvise(base.add(lo).cast(), hi - lo, advice) };
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The region engine and its memory creator.
 // ---------------------------------------------------------------------------------------------
 
 enum Backing {
     Anonymous,
-    File { file: Arc<File>, offset: u64 },
+    File { file: Arc<std::fs::File>, offset: u64 },
 }
 
 thread_local! {
@@ -372,8 +334,8 @@ unsafe impl MemoryCreator for RegionCreator {
         let backing = PENDING.with(|p| p.borrow_mut().take()).ok_or("no region backing pending on this thread")?;
         let map = match backing {
             Backing::Anonymous => MmapOptions::new().len(minimum).map_anon(),
-            // SAFETY: a private (copy-on-write) mapping; the file may be modified by others,
-            // which `Memory64Runtime::check_file` detects for truncation before every read.
+            // SAFETY: a private (copy-on-write) mapping that the host never reads or writes (file
+            // bytes are read by `pread`), so a file that shrinks under it cannot fault.
             Backing::File { file, offset } => unsafe { MmapOptions::new().offset(offset).len(minimum).map_copy(&*file) },
         }
         .map_err(|e| format!("mmap of {minimum} bytes failed: {e}"))?;

@@ -1,9 +1,8 @@
 //! `Memory64GGUFLoader`: parse the GGUF header, plan memory (WHOLE or MEMORY64 by threshold),
 //! create the regions or copy the weights, instantiate the guest and hand it its directory.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasm_chord_abi::{DIR_MAGIC, DIR_VERSION, DirHeader, PAYLOAD_ALIGN, TensorEntry, UnitEntry, unit_kind};
@@ -11,8 +10,8 @@ use wasm_chord_abi::{DIR_MAGIC, DIR_VERSION, DirHeader, PAYLOAD_ALIGN, TensorEnt
 use super::info::{MemoryMode, ModelInfo, file_type_name, type_histogram};
 use super::model::Memory64Model;
 use super::units::{UnitKind, UnitTable};
-use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
-use crate::gguf::{GgufFile, GgufValue, read_gguf};
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
+use crate::gguf::{GgufFile, GgufValue, ModelFile, ReaderLimits, read_gguf_file};
 use crate::host::{Bridge, Guest, HostState, LayerCopyPlan};
 use crate::infer::{ArchConfig, resolve};
 use crate::memory64::{CacheConfig, Memory64LayerManager, Memory64Runtime, MemoryLayout, SlotPlan};
@@ -105,7 +104,11 @@ impl Memory64GGUFLoader {
 
     /// Parses the header and plans memory without loading anything.
     pub fn plan(&self) -> Result<(GgufFile, UnitTable, MemoryPlan)> {
-        let gguf = read_gguf(&self.path)?;
+        self.plan_file(&ModelFile::open(&self.path)?)
+    }
+
+    fn plan_file(&self, file: &ModelFile) -> Result<(GgufFile, UnitTable, MemoryPlan)> {
+        let gguf = read_gguf_file(file, ReaderLimits::default())?;
         let units = UnitTable::new(&gguf)?;
         let plan = plan_memory(&gguf, &units, &self.options)?;
         Ok((gguf, units, plan))
@@ -121,16 +124,18 @@ impl Memory64GGUFLoader {
         let started = Instant::now();
         let check_abort = || if (hooks.aborted)() { fail(E::Aborted, "model load aborted") } else { Ok(()) };
         check_abort()?;
-        let (gguf, units, plan) = self.plan()?;
+        let file = Arc::new(ModelFile::open(&self.path)?);
+        let (gguf, units, plan) = self.plan_file(&file)?;
         (hooks.progress)(0.0);
         let mut guest = Guest::new(HostState::new(None))?;
         let mut resident_ptrs = vec![0u32; units.units.len()];
         match &plan.regions {
-            None => self.copy_whole(&gguf, &units, &mut guest, &mut resident_ptrs, hooks)?,
+            None => copy_whole(&file, &gguf, &units, &mut guest, &mut resident_ptrs, hooks)?,
             Some((layout, offsets)) => {
                 let slots = plan.slots.unwrap_or(SlotPlan { n_slots: 0, slot_bytes: 0 });
                 let arena = if slots.n_slots > 0 { guest.alloc(slots.arena_bytes(), PAYLOAD_ALIGN as u32)? } else { 0 };
-                let bridge = self.make_bridge(&gguf, &units, layout, offsets, slots, arena)?;
+                let runtime = Memory64Runtime::map_file(file.clone(), layout, offsets)?;
+                let bridge = bridge_for(&gguf, &units, runtime, Memory64LayerManager::new(units.layer_bytes(), slots, arena));
                 guest.memory_and_state().1.bridge = Some(bridge);
             }
         }
@@ -139,7 +144,7 @@ impl Memory64GGUFLoader {
         let arch = self.init_inference(&gguf, &units, &mut guest)?;
         (hooks.progress)(1.0);
         let info = model_info(&self.path, &gguf, &units, &plan, self.options.memory64_threshold);
-        Ok(Memory64Model::new(self.path.clone(), gguf, units, plan, guest, info, started.elapsed(), arch))
+        Ok(Memory64Model::new(file, gguf, units, plan, guest, info, started.elapsed(), arch))
     }
 
     /// Resolves the architecture and sizes the guest's KV cache. A model the forward pass cannot
@@ -171,41 +176,35 @@ impl Memory64GGUFLoader {
             }
         }
     }
+}
 
-    fn make_bridge(&self, gguf: &GgufFile, units: &UnitTable, layout: &MemoryLayout, offsets: &[u64], slots: SlotPlan, arena: u32) -> Result<Bridge> {
-        let runtime = Memory64Runtime::map_file(&self.path, layout, offsets)?;
-        Ok(bridge_for(gguf, units, runtime, Memory64LayerManager::new(units.layer_bytes(), slots, arena)))
-    }
+/// Bytes read from the file between two polls of the abort hook (~10 ms at page-cache speed).
+const LOAD_CHUNK: usize = 64 << 20;
 
-    /// WHOLE mode: every tensor is read from the file straight into guest memory.
-    fn copy_whole(&self, gguf: &GgufFile, units: &UnitTable, guest: &mut Guest, ptrs: &mut [u32], hooks: &LoadHooks<'_>) -> Result<()> {
-        let file = File::open(&self.path).map_err(|e| io_err(format!("cannot open {}", self.path.display()), e))?;
-        let total = units.units.iter().map(|u| u.tensor_bytes).sum::<u64>().max(1);
-        let mut done = 0u64;
-        for (ui, u) in units.units.iter().enumerate() {
-            let base = guest.alloc(u.payload_bytes.max(1), PAYLOAD_ALIGN as u32)?;
-            ptrs[ui] = base;
-            for (&t, &off) in u.tensors.iter().zip(&u.payload_offsets) {
+/// WHOLE mode: every tensor is read from the file straight into guest memory, in chunks between
+/// which the abort hook is polled.
+fn copy_whole(file: &ModelFile, gguf: &GgufFile, units: &UnitTable, guest: &mut Guest, ptrs: &mut [u32], hooks: &LoadHooks<'_>) -> Result<()> {
+    let total = units.units.iter().map(|u| u.tensor_bytes).sum::<u64>().max(1);
+    let mut done = 0u64;
+    for (ui, u) in units.units.iter().enumerate() {
+        let base = guest.alloc(u.payload_bytes.max(1), PAYLOAD_ALIGN as u32)?;
+        ptrs[ui] = base;
+        for (&t, &off) in u.tensors.iter().zip(&u.payload_offsets) {
+            let ti = &gguf.tensors[t];
+            let (data, _) = guest.memory_and_state();
+            let start = base as usize + off as usize;
+            let dst = data.get_mut(start..start + ti.bytes as usize).ok_or_else(|| ChordError::new(E::Internal, "tensor outside guest memory"))?;
+            for (i, chunk) in dst.chunks_mut(LOAD_CHUNK).enumerate() {
                 if (hooks.aborted)() {
                     return fail(E::Aborted, "model load aborted");
                 }
-                let ti = &gguf.tensors[t];
-                let (data, _) = guest.memory_and_state();
-                let start = base as usize + off as usize;
-                let dst = data.get_mut(start..start + ti.bytes as usize).ok_or_else(|| ChordError::new(E::Internal, "tensor outside guest memory"))?;
-                file.read_exact_at(dst, ti.file_offset).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        ChordError::new(E::FileTruncated, format!("{} ended before tensor {:?} ({} bytes at offset {})", self.path.display(), ti.name, ti.bytes, ti.file_offset))
-                    } else {
-                        io_err(format!("reading tensor {:?}", ti.name), e)
-                    }
-                })?;
-                done += ti.bytes;
+                file.read_exact_at(chunk, ti.file_offset + (i * LOAD_CHUNK) as u64, &|| format!("tensor {:?}", ti.name))?;
+                done += chunk.len() as u64;
                 (hooks.progress)(done as f64 / total as f64 * 0.99);
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The Memory64 bridge of a model: the copy plan of each layer (file offset, bytes, payload

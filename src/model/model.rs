@@ -1,8 +1,5 @@
 //! `Memory64Model`: a loaded model — its metadata, memory plan, guest and layer cache.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,15 +8,16 @@ use wasm_chord_abi::{BridgeStats, Checksum, Chord64, chord64_combine};
 use super::info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, current_rss};
 use super::loader::MemoryPlan;
 use super::units::UnitTable;
-use crate::error::{ChordError, ErrorCode as E, Result, fail, io_err};
+use crate::error::{ChordError, ErrorCode as E, Result, fail};
 use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate, tokenizer_from_gguf};
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, ModelFile};
 use crate::host::Guest;
 use crate::memory64::CacheStats;
 
 /// A loaded model (see the module docs).
 pub struct Memory64Model {
-    path: PathBuf,
+    /// The file the model was loaded from (WHOLE mode reads it again only for `file_checksum`).
+    file: Arc<ModelFile>,
     gguf: Arc<GgufFile>,
     units: UnitTable,
     plan: MemoryPlan,
@@ -34,15 +32,15 @@ pub struct Memory64Model {
 
 impl std::fmt::Debug for Memory64Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Memory64Model").field("path", &self.path).field("mode", &self.plan.mode).finish()
+        f.debug_struct("Memory64Model").field("path", &self.file.path()).field("mode", &self.plan.mode).finish()
     }
 }
 
 impl Memory64Model {
     #[allow(clippy::too_many_arguments)] // reason: one internal call site (the loader).
-    pub(super) fn new(path: PathBuf, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
+    pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
         let tokenizer = tokenizer_from_gguf(&gguf);
-        Self { path, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
+        Self { file, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
     }
 
     /// The model's tokenizer, or the typed error saying why the file's cannot be used.
@@ -187,7 +185,7 @@ impl Memory64Model {
     /// The same checksum computed independently on the host by reading the file with `pread`
     /// (no region, no bridge, no guest).
     pub fn file_checksum(&self, unit: u32) -> Result<Checksum> {
-        file_checksum(&self.path, &self.gguf, &self.units, unit)
+        file_checksum(&self.file, &self.gguf, &self.units, unit)
     }
 
     /// Makes every layer resident (Memory64 mode); errors with the numbers when the cache cannot
@@ -296,12 +294,12 @@ impl Runner for GuestRunner<'_> {
     }
 }
 
-/// Checksum of a unit's tensors read straight from the file (the independent reference).
-pub fn file_checksum(path: &Path, gguf: &GgufFile, units: &UnitTable, unit: u32) -> Result<Checksum> {
+/// Checksum of a unit's tensors read straight from the file (the independent reference); a file
+/// changed since load is `ERR_FILE_CHANGED`.
+pub fn file_checksum(file: &ModelFile, gguf: &GgufFile, units: &UnitTable, unit: u32) -> Result<Checksum> {
     let Some(u) = units.units.get(unit as usize) else {
         return fail(E::NoSuchLayer, format!("unit {unit} does not exist ({} units)", units.units.len()));
     };
-    let file = File::open(path).map_err(|e| io_err(format!("cannot open {}", path.display()), e))?;
     let mut buf = vec![0u8; 8 << 20];
     let mut acc = 0u64;
     let mut bytes = 0u64;
@@ -311,7 +309,7 @@ pub fn file_checksum(path: &Path, gguf: &GgufFile, units: &UnitTable, unit: u32)
         let mut done = 0u64;
         while done < ti.bytes {
             let n = (ti.bytes - done).min(buf.len() as u64) as usize;
-            file.read_exact_at(&mut buf[..n], ti.file_offset + done).map_err(|e| io_err(format!("reading {:?}", ti.name), e))?;
+            file.read_exact_at(&mut buf[..n], ti.file_offset + done, &|| format!("tensor {:?}", ti.name))?;
             h.update(&buf[..n]);
             done += n as u64;
         }
