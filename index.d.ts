@@ -50,18 +50,26 @@ export declare class Model {
   static load(path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions): Promise<Model>
   /**
    * Facts about the model: architecture, sizes, layer count, head counts, vocabulary, file
-   * type, tensor type histogram, memory mode and threshold. Readable after `dispose()`.
+   * type, tensor type histogram, memory mode and threshold, `loadMs` (from the `load` call until
+   * the model was ready). Readable after `dispose()` (a small copy).
    */
   get info(): ModelInfo
   /**
    * GGUF key/values as JS values. Arrays longer than 1024 elements (the vocabulary, merges)
    * are shown as `{ type: 'array', elementType, length }`; read them with `getMetadataArray`.
-   * Integers beyond 2^53 are BigInts.
+   * Integers beyond 2^53 are BigInts. Throws `ERR_DISPOSED` after `dispose()` (which frees the
+   * metadata).
    */
   get metadata(): Record<string, GgufMetadataValue>
-  /** Elements `[start, end)` of a metadata array (defaults: the whole array). */
+  /**
+   * Elements `[start, end)` of a metadata array (defaults: the whole array). Throws
+   * `ERR_DISPOSED` after `dispose()`.
+   */
   getMetadataArray(key: string, start?: number | undefined | null, end?: number | undefined | null): GgufMetadataValue[]
-  /** Number of units: layers first (`0..layerCount`), then each non-layer tensor. */
+  /**
+   * Number of units: layers first (`0..layerCount`), then each non-layer tensor. Readable
+   * after `dispose()`.
+   */
   get unitCount(): number
   /** Layer `index`: its bytes, tensors (name, type, shape) and whether it is resident. */
   getLayer(index: number): Promise<LayerInfo>
@@ -95,8 +103,11 @@ export declare class Model {
    */
   memoryStats(): Promise<MemoryStats>
   /**
-   * Releases the guest, its memory and the regions. Idempotent; afterwards every method
-   * rejects with `ERR_DISPOSED`. Also available as `[Symbol.asyncDispose]()`.
+   * Releases everything the model holds: the metadata and vocabulary at once, then, as soon
+   * as a running call has stopped, the guest, its memory, the regions and the file. Idempotent;
+   * afterwards every method rejects (or throws, for the synchronous ones and the `metadata`
+   * getter) with `ERR_DISPOSED`; `info`, `unitCount` and `disposed` stay readable. Also
+   * available as `[Symbol.asyncDispose]()`.
    */
   dispose(): Promise<void>
   /** Whether `dispose()` was called. */
@@ -373,7 +384,10 @@ export interface ModelInfo {
   mode: string
   /** Threshold (bytes) used by `memory64: 'auto'`. */
   memory64Threshold: number
-  /** Milliseconds the load took. */
+  /**
+   * Milliseconds from the `Model.load` call until the model was ready (parsing, copying or
+   * mapping, the guest, the tokenizer).
+   */
   loadMs: number
 }
 

@@ -123,8 +123,13 @@ describe('both memory modes on a synthetic model', () => {
     for (const call of [() => m.getLayer(0), () => m.verifyUnit(0), () => m.cacheStats(), () => m.preloadAllLayers(), () => m.clearCache(), () => m.memoryStats()]) {
       expect((await rejection(call())).code).toBe('ERR_DISPOSED')
     }
+    // The metadata is freed at once: its getter and getMetadataArray throw; info stays readable.
+    expect(() => m.metadata).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }))
+    expect(() => m.getMetadataArray('tokenizer.ggml.tokens')).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }))
+    expect((await rejection(m.tokenize('x'))).code).toBe('ERR_DISPOSED')
     await m.dispose()
     expect(m.info.layerCount).toBe(6)
+    expect(m.unitCount).toBe(6 + 3)
     const n = await Model.load(file)
     expect(typeof n[Symbol.asyncDispose]).toBe('function')
     await n[Symbol.asyncDispose]()

@@ -144,7 +144,7 @@ impl Memory64GGUFLoader {
         let arch = self.init_inference(&gguf, &units, &mut guest)?;
         (hooks.progress)(1.0);
         let info = model_info(&self.path, &gguf, &units, &plan, self.options.memory64_threshold);
-        Ok(Memory64Model::new(file, gguf, units, plan, guest, info, started.elapsed(), arch))
+        Ok(Memory64Model::new(file, gguf, units, plan, guest, info, started, arch))
     }
 
     /// Resolves the architecture and sizes the guest's KV cache. A model the forward pass cannot

@@ -1,7 +1,7 @@
 //! `Memory64Model`: a loaded model — its metadata, memory plan, guest and layer cache.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasm_chord_abi::{BridgeStats, Checksum, Chord64, chord64_combine};
 
@@ -38,8 +38,9 @@ impl std::fmt::Debug for Memory64Model {
 
 impl Memory64Model {
     #[allow(clippy::too_many_arguments)] // reason: one internal call site (the loader).
-    pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, load_time: Duration, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
+    pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, started: Instant, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
         let tokenizer = tokenizer_from_gguf(&gguf);
+        let load_time = started.elapsed();
         Self { file, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
     }
 

@@ -293,10 +293,7 @@ fn parse_prompt(v: Unknown) -> std::result::Result<Prompt, ChordError> {
 }
 
 fn tokenizer(shared: &Shared) -> std::result::Result<Arc<crate::infer::Tokenizer>, ChordError> {
-    if shared.closing.load(Ordering::SeqCst) {
-        return Err(disposed());
-    }
-    shared.vocab.clone()
+    shared.view(|v| v.vocab.clone())
 }
 
 #[napi]

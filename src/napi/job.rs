@@ -16,12 +16,17 @@ pub struct Job<T> {
 }
 
 impl<T> Job<T> {
+    /// Wraps `work`.
+    pub fn new(work: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Job<T> {
+        Job { work: Some(Box::new(work)) }
+    }
+
     /// Wraps `work` as an `AsyncTask`.
     pub fn task(work: impl FnOnce() -> crate::Result<T> + Send + 'static) -> AsyncTask<Job<T>>
     where
         Job<T>: Task,
     {
-        AsyncTask::new(Job { work: Some(Box::new(work)) })
+        AsyncTask::new(Self::new(work))
     }
 }
 

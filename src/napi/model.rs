@@ -1,8 +1,8 @@
 //! The `Model` class. Every method that touches the model runs off the JS thread (libuv pool)
 //! behind one lock per model, so concurrent calls are queued and safe.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -19,24 +19,53 @@ use crate::model::{LoadHooks, Memory64GGUFLoader, Memory64Model};
 
 pub(super) struct Shared {
     model: Mutex<Option<Memory64Model>>,
+    /// What calls read without the model lock; `dispose()` empties it at once.
+    view: RwLock<Option<View>>,
     info: ModelInfo,
-    gguf: Arc<GgufFile>,
-    unit_names: Vec<String>,
-    /// The tokenizer (shared outside the model lock, so tokenizing never waits for a generation),
-    /// or why the file's tokenizer cannot be used.
-    pub(super) vocab: std::result::Result<Arc<crate::infer::Tokenizer>, ChordError>,
+    unit_count: u32,
     /// Set by `dispose()` before it takes the lock: running generations stop at once.
     pub(super) closing: AtomicBool,
+    /// Bytes reported to V8 as external memory for this model (`napi_adjust_external_memory`),
+    /// given back by `dispose()` or, if it never ran, when the object is collected.
+    external: AtomicI64,
+}
+
+/// The parts of a model read outside the model lock.
+pub(super) struct View {
+    gguf: Arc<GgufFile>,
+    unit_names: Arc<[String]>,
+    /// The tokenizer (so tokenizing never waits for a generation), or why the file's tokenizer
+    /// cannot be used.
+    pub(super) vocab: std::result::Result<Arc<crate::infer::Tokenizer>, ChordError>,
 }
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, Option<Memory64Model>> {
         self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Runs `f` on the lock-free view; `ERR_DISPOSED` once `dispose()` was called.
+    pub(super) fn view<T>(&self, f: impl FnOnce(&View) -> CoreResult<T>) -> CoreResult<T> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(disposed());
+        }
+        match self.view.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(v) => f(v),
+            None => Err(disposed()),
+        }
+    }
+
+    /// Gives back the external memory reported for this model (once).
+    fn release_external(&self, env: &Env) {
+        let bytes = self.external.swap(0, Ordering::SeqCst);
+        if bytes != 0 {
+            let _ = env.adjust_external_memory(-bytes);
+        }
+    }
 }
 
 /// A GGUF model loaded into a sandboxed wasm32 guest. Create it with `Model.load`.
-#[napi]
+#[napi(custom_finalize)]
 pub struct Model {
     pub(super) shared: Arc<Shared>,
 }
@@ -64,14 +93,16 @@ impl Model {
     /// files, `ERR_INVALID_OPTION`, `ERR_MODEL_TOO_LARGE_FOR_WASM32` (`memory64: 'never'` on a
     /// model a wasm32 memory cannot hold), `ERR_CACHE_TOO_SMALL`, `ERR_ABORTED`, `ERR_IO`.
     #[napi(ts_args_type = "path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions", ts_return_type = "Promise<Model>")]
-    pub fn load(env: Env, path: Unknown, options: Option<Unknown>) -> AsyncTask<Job<Model>> {
-        match Self::start_load(&env, path, options) {
-            Ok(task) => task,
-            Err(e) => Job::task(move || Err(e)),
-        }
+    pub fn load(env: Env, path: Unknown, options: Option<Unknown>) -> AsyncTask<LoadJob> {
+        let job = match Self::start_load(&env, path, options) {
+            Ok(job) => job,
+            Err(e) => Job::new(move || Err(e)),
+        };
+        AsyncTask::new(LoadJob(job))
     }
 
-    fn start_load(env: &Env, path: Unknown, options: Option<Unknown>) -> CoreResult<AsyncTask<Job<Model>>> {
+    fn start_load(env: &Env, path: Unknown, options: Option<Unknown>) -> CoreResult<Job<Model>> {
+        let started = std::time::Instant::now();
         let (path, options) = match path.get_type().unwrap_or(ValueType::Unknown) {
             // SAFETY: checked to be a string.
             ValueType::String => (unsafe { path.cast::<String>() }.map_err(|e| invalid_option(e.to_string()))?, options),
@@ -91,21 +122,28 @@ impl Model {
             t => return Err(invalid_option(format!("path must be a string, got {t}"))),
         };
         let parsed = parse_load_options(env, options)?;
-        Ok(Job::task(move || {
+        Ok(Job::new(move || {
             let aborted = parsed.aborted.clone();
             let progress = parsed.progress.clone();
             let hooks = LoadHooks { progress: &|f| report(&progress, f), aborted: &|| aborted.load(Ordering::SeqCst) };
             let model = Memory64GGUFLoader::new(&path, parsed.options).load_with(&hooks)?;
-            Ok(Model::new(model))
+            Ok(Model::new(model, started))
         }))
     }
 
-    fn new(model: Memory64Model) -> Self {
-        let info = ModelInfo::from_core(model.info(), model.load_time().as_secs_f64() * 1000.0);
+    /// `info.loadMs` is the time from the `load` call until the model is ready to resolve.
+    fn new(model: Memory64Model, started: std::time::Instant) -> Self {
         let gguf = model.gguf_arc();
-        let unit_names = model.units().units.iter().map(|u| u.name.clone()).collect();
+        let unit_names: Arc<[String]> = model.units().units.iter().map(|u| u.name.clone()).collect();
+        let unit_count = unit_names.len() as u32;
         let vocab = model.tokenizer().cloned();
-        Self { shared: Arc::new(Shared { model: Mutex::new(Some(model)), info, gguf, unit_names, vocab, closing: AtomicBool::new(false) }) }
+        // What a live model holds: its guest's memory (weights in WHOLE mode, cache arena, KV
+        // cache, buffers) and about the file's header again as parsed metadata and vocabulary.
+        let external = model.memory_stats().guest_memory_bytes.saturating_add(gguf.data_offset.saturating_mul(2));
+        let info = ModelInfo::from_core(model.info(), started.elapsed().as_secs_f64() * 1000.0);
+        let view = View { gguf, unit_names, vocab };
+        let shared = Shared { model: Mutex::new(Some(model)), view: RwLock::new(Some(view)), info, unit_count, closing: AtomicBool::new(false), external: AtomicI64::new(i64::try_from(external).unwrap_or(i64::MAX)) };
+        Self { shared: Arc::new(shared) }
     }
 
     /// Runs `f` on the model off the JS thread; rejects with `ERR_DISPOSED` after `dispose()`.
@@ -121,7 +159,8 @@ impl Model {
     }
 
     /// Facts about the model: architecture, sizes, layer count, head counts, vocabulary, file
-    /// type, tensor type histogram, memory mode and threshold. Readable after `dispose()`.
+    /// type, tensor type histogram, memory mode and threshold, `loadMs` (from the `load` call until
+    /// the model was ready). Readable after `dispose()` (a small copy).
     #[napi(getter)]
     pub fn info(&self) -> ModelInfo {
         self.shared.info.clone()
@@ -129,30 +168,33 @@ impl Model {
 
     /// GGUF key/values as JS values. Arrays longer than 1024 elements (the vocabulary, merges)
     /// are shown as `{ type: 'array', elementType, length }`; read them with `getMetadataArray`.
-    /// Integers beyond 2^53 are BigInts.
+    /// Integers beyond 2^53 are BigInts. Throws `ERR_DISPOSED` after `dispose()` (which frees the
+    /// metadata).
     #[napi(getter, ts_return_type = "Record<string, GgufMetadataValue>")]
-    pub fn metadata(&self) -> Value {
-        metadata_json(&self.shared.gguf)
+    pub fn metadata(&self, env: Env) -> Result<Value> {
+        self.shared.view(|v| Ok(metadata_json(&v.gguf))).map_err(|e| to_js(&env, e))
     }
 
-    /// Elements `[start, end)` of a metadata array (defaults: the whole array).
+    /// Elements `[start, end)` of a metadata array (defaults: the whole array). Throws
+    /// `ERR_DISPOSED` after `dispose()`.
     #[napi(ts_return_type = "GgufMetadataValue[]")]
     pub fn get_metadata_array(&self, env: Env, key: String, start: Option<f64>, end: Option<f64>) -> Result<Value> {
-        let run = || -> CoreResult<Value> {
-            let Some(GgufValue::Array(a)) = self.shared.gguf.get(&key) else {
+        let run = |v: &View| -> CoreResult<Value> {
+            let Some(GgufValue::Array(a)) = v.gguf.get(&key) else {
                 return Err(invalid_option(format!("metadata key {key:?} is not an array")));
             };
             let s = start.map(|v| index(v, "start")).transpose()?.unwrap_or(0) as usize;
             let e = end.map(|v| index(v, "end")).transpose()?.map_or(a.len(), |e| e as usize);
             Ok(array_slice(a, s, e))
         };
-        run().map_err(|e| to_js(&env, e))
+        self.shared.view(run).map_err(|e| to_js(&env, e))
     }
 
-    /// Number of units: layers first (`0..layerCount`), then each non-layer tensor.
+    /// Number of units: layers first (`0..layerCount`), then each non-layer tensor. Readable
+    /// after `dispose()`.
     #[napi(getter)]
     pub fn unit_count(&self) -> u32 {
-        self.shared.unit_names.len() as u32
+        self.shared.unit_count
     }
 
     /// Layer `index`: its bytes, tensors (name, type, shape) and whether it is resident.
@@ -179,14 +221,15 @@ impl Model {
     /// and checksums what it sees; the host checksums the same tensors read from the file.
     #[napi(ts_return_type = "Promise<UnitChecksum>")]
     pub fn verify_unit(&self, unit: f64) -> AsyncTask<Job<UnitChecksum>> {
-        let names = self.shared.clone();
+        let names = self.shared.view(|v| Ok(v.unit_names.clone()));
         self.with(move |m| {
+            let names = names?;
             let u = index(unit, "unit")?;
             let guest = m.guest_checksum(u)?;
             let file = m.file_checksum(u)?;
             Ok(UnitChecksum {
                 unit: u,
-                name: names.unit_names.get(u as usize).cloned().unwrap_or_default(),
+                name: names.get(u as usize).cloned().unwrap_or_default(),
                 guest: format!("{:016x}", guest.hash),
                 file: format!("{:016x}", file.hash),
                 bytes: guest.bytes as f64,
@@ -226,12 +269,17 @@ impl Model {
         self.with(|m| Ok(m.memory_stats().into()))
     }
 
-    /// Releases the guest, its memory and the regions. Idempotent; afterwards every method
-    /// rejects with `ERR_DISPOSED`. Also available as `[Symbol.asyncDispose]()`.
+    /// Releases everything the model holds: the metadata and vocabulary at once, then, as soon
+    /// as a running call has stopped, the guest, its memory, the regions and the file. Idempotent;
+    /// afterwards every method rejects (or throws, for the synchronous ones and the `metadata`
+    /// getter) with `ERR_DISPOSED`; `info`, `unitCount` and `disposed` stay readable. Also
+    /// available as `[Symbol.asyncDispose]()`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn dispose(&self) -> AsyncTask<Job<()>> {
+    pub fn dispose(&self, env: Env) -> AsyncTask<Job<()>> {
         let shared = self.shared.clone();
         shared.closing.store(true, Ordering::SeqCst);
+        drop(shared.view.write().unwrap_or_else(|p| p.into_inner()).take());
+        shared.release_external(&env);
         Job::task(move || {
             drop(shared.lock().take());
             Ok(())
@@ -242,6 +290,34 @@ impl Model {
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
         self.shared.closing.load(Ordering::SeqCst)
+    }
+}
+
+impl ObjectFinalize for Model {
+    /// A model collected without `dispose()`: its memory goes with the object; give V8 back the
+    /// external memory it was told about.
+    fn finalize(self, env: Env) -> Result<()> {
+        self.shared.release_external(&env);
+        Ok(())
+    }
+}
+
+/// `Model.load`'s task: a [`Job`] that, on the JS thread, tells V8 how much memory the new
+/// model holds (`napi_adjust_external_memory`), so that an undisposed model is collected sooner.
+pub struct LoadJob(Job<Model>);
+
+impl Task for LoadJob {
+    type Output = CoreResult<Model>;
+    type JsValue = Model;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.0.compute()
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Model> {
+        let model = self.0.resolve(env, output)?;
+        let _ = env.adjust_external_memory(model.shared.external.load(Ordering::SeqCst));
+        Ok(model)
     }
 }
 

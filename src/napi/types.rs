@@ -57,7 +57,8 @@ pub struct ModelInfo {
     pub mode: String,
     /// Threshold (bytes) used by `memory64: 'auto'`.
     pub memory64_threshold: f64,
-    /// Milliseconds the load took.
+    /// Milliseconds from the `Model.load` call until the model was ready (parsing, copying or
+    /// mapping, the guest, the tokenizer).
     pub load_ms: f64,
 }
 
