@@ -29,6 +29,11 @@ pub mod import {
     pub const MEMORY64_IS_ENABLED: &str = "memory64_is_enabled";
     /// `memory64_stats(dst_ptr: i32) -> i32 status`: writes a [`BridgeStats`](super::BridgeStats).
     pub const MEMORY64_STATS: &str = "memory64_stats";
+    /// `abort_requested() -> i32`: 1 once the caller of the running guest call asked it to stop
+    /// (an AbortSignal, `dispose()`), else 0. The forward pass polls it between layers and
+    /// between row chunks of a batch's matrix products, and then returns
+    /// [`ERR_ABORTED`](super::status::ERR_ABORTED).
+    pub const ABORT_REQUESTED: &str = "abort_requested";
 }
 
 /// Guest export names.
@@ -93,6 +98,8 @@ pub mod status {
     pub const ERR_BAD_CONFIG: i32 = -10;
     /// `wc_eval` before `wc_model_init`, or a batch/position outside the configured sizes.
     pub const ERR_BAD_REQUEST: i32 = -11;
+    /// The call stopped early because `abort_requested` said so (its results are not valid).
+    pub const ERR_ABORTED: i32 = -12;
 }
 
 /// Architectures the guest's forward pass implements (`ModelConfig::arch`).

@@ -10,6 +10,19 @@ unsafe extern "C" {
     fn memory64_read(offset: i64, dst_ptr: *mut u8, len: i32) -> i32;
     fn memory64_is_enabled() -> i32;
     fn memory64_stats(dst_ptr: *mut BridgeStats) -> i32;
+    fn abort_requested() -> i32;
+}
+
+/// Whether the host asked the running call to stop (`abort_requested`).
+#[cfg(target_arch = "wasm32")]
+pub fn aborted() -> bool {
+    // SAFETY: no arguments.
+    unsafe { abort_requested() != 0 }
+}
+
+/// `Err(ERR_ABORTED)` once the host asked the running call to stop.
+pub fn check_abort() -> Result<(), i32> {
+    if aborted() { Err(status::ERR_ABORTED) } else { Ok(()) }
 }
 
 /// Asks the host to make `layer` resident in the layer cache; returns where it is.
@@ -57,6 +70,10 @@ pub fn read(_offset: u64, _dst: &mut [u8]) -> Result<(), i32> {
 }
 #[cfg(not(target_arch = "wasm32"))]
 pub fn is_enabled() -> bool {
+    false
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn aborted() -> bool {
     false
 }
 #[cfg(not(target_arch = "wasm32"))]

@@ -17,12 +17,17 @@ pub fn eval(m: &mut Model, tokens: &[u32], pos: usize, ubatch: usize) -> Result<
         return Err(status::ERR_BAD_REQUEST);
     }
     embed(m, tokens)?; // x: (n, n_embd)
+    // The host's abort is polled between blocks (and inside a batch's matrix products, which
+    // then stop early): an aborted call returns ERR_ABORTED, its KV cells past `pos` unused.
     for il in 0..m.layers.len() {
         let l = m.layers[il];
+        bridge::check_abort()?;
         let base = layer_base(m, &l, il)?;
         attention_block(m, &l, base, il, pos, n, ubatch);
+        bridge::check_abort()?;
         ffn_block(m, &l, base, il, n);
     }
+    bridge::check_abort()?;
     let e = c.n_embd as usize;
     let Scratch { x, qact, chunk, .. } = &mut m.scratch;
     let last = &mut x[(n - 1) * e..n * e]; // (n_embd) of the last token
@@ -213,6 +218,7 @@ fn output_head(w: &Tensor, units: &[wasm_chord_abi::UnitEntry], memory64: bool, 
     while r0 < w.rows {
         let rows = rows_per_chunk.min(w.rows - r0);
         let buf = chunk.get_mut(..rows * w.row_bytes).ok_or(status::ERR_BAD_CONFIG)?;
+        bridge::check_abort()?;
         bridge::read(w.file_offset + (r0 * w.row_bytes) as u64, buf)?;
         matmul_rows(w, buf, r0, &qact[..qrb], qrb, 1, logits);
         r0 += rows;

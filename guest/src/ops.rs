@@ -92,6 +92,11 @@ pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize
     let chunk_rows = if n == 1 { all.max(1) } else { (16 * 1024 / w.row_bytes.max(1)).clamp(12, 96) / 12 * 12 };
     let grouped = grouped_rows(w, n);
     for (c, chunk) in wbytes.chunks(chunk_rows * w.row_bytes).enumerate() {
+        // A batch's product takes up to ~100 ms: stop early (leaving `out` partial) when the host
+        // asks; the forward pass then returns ERR_ABORTED.
+        if n > 1 && crate::bridge::aborted() {
+            return;
+        }
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         if w.packed {
             for t in 0..n {

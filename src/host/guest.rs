@@ -277,6 +277,9 @@ impl Guest {
         if let Some(e) = self.store.data_mut().last_error.take() {
             return Err(e);
         }
+        if st == status::ERR_ABORTED {
+            return fail(E::Aborted, format!("{what} stopped early: the call was aborted"));
+        }
         let name = match st {
             status::ERR_BAD_POINTER => "bad pointer",
             status::ERR_NO_SUCH_LAYER => "no such layer",

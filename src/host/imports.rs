@@ -8,7 +8,9 @@
 //! | `memory64_read` | `offset: i64, dst_ptr: i32, len: i32` | status | Copies `len` bytes of tensor data at absolute file offset `offset` into guest memory at `dst_ptr`. Only ranges inside a non-layer tensor the host listed in the guest's directory are granted: a guest never passes a file offset it was not given. | `ERR_DISABLED`, `ERR_BAD_POINTER`, `ERR_NOT_GRANTED`, `ERR_IO` |
 //! | `memory64_is_enabled` | — | `1` / `0` | Whether the weights live in Memory64 regions. | — |
 //! | `memory64_stats` | `dst_ptr: i32` | status | Writes a `BridgeStats` (56 bytes) at `dst_ptr`. | `ERR_BAD_POINTER` |
+//! | `abort_requested` | — | `1` / `0` | Whether the caller of the running guest call asked it to stop ([`with_abort_poll`]); a layer copy also stops between tensors then. | — |
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use wasm_chord_abi::{BridgeStats, IMPORT_MODULE, LayerGrant, import, status};
@@ -50,7 +52,35 @@ pub struct HostState {
     pub limits: StoreLimits,
 }
 
-/// Registers the four imports.
+thread_local! {
+    /// The abort poll of the guest call running on this thread (see [`with_abort_poll`]).
+    static ABORT_POLL: Cell<Option<&'static (dyn Fn() -> bool + 'static)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (guest calls on this thread) with `poll` answering the guest's `abort_requested`.
+/// The guest runs synchronously on the calling thread, so a thread-local scoped to `f` reaches
+/// exactly the calls made inside it.
+pub fn with_abort_poll<R>(poll: &dyn Fn() -> bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<&'static (dyn Fn() -> bool + 'static)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ABORT_POLL.with(|p| p.set(self.0));
+        }
+    }
+    // SAFETY: the 'static reference never outlives `poll`: it is reachable only through
+    // ABORT_POLL, which `Restore` resets to its previous value when this function returns or
+    // unwinds, before `poll`'s borrow ends.
+    let extended: &'static (dyn Fn() -> bool + 'static) = unsafe { std::mem::transmute::<&dyn Fn() -> bool, &'static (dyn Fn() -> bool + 'static)>(poll) };
+    let _restore = Restore(ABORT_POLL.with(|p| p.replace(Some(extended))));
+    f()
+}
+
+/// Whether the running guest call was asked to stop.
+pub(crate) fn abort_requested() -> bool {
+    ABORT_POLL.with(|p| p.get().is_some_and(|f| f()))
+}
+
+/// Registers the five imports.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(IMPORT_MODULE, import::MEMORY64_LOAD_LAYER, |mut c: Caller<'_, HostState>, layer: i32, dst: i32, len: i32| {
         let st = load_layer(&mut c, layer, dst, len);
@@ -65,6 +95,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         let st = write_stats(&mut c, dst);
         finish(&mut c, st)
     })?;
+    linker.func_wrap(IMPORT_MODULE, import::ABORT_REQUESTED, || i32::from(abort_requested()))?;
     Ok(())
 }
 
@@ -104,7 +135,7 @@ fn load_layer(c: &mut Caller<'_, HostState>, layer: i32, dst: i32, dst_len: i32)
     if layer >= bridge.manager.n_layers() {
         return Err((status::ERR_NO_SUCH_LAYER, None));
     }
-    let grant = acquire_layer(bridge, data, layer).map_err(|e| (status::ERR_IO, Some(e)))?;
+    let grant = acquire_layer(bridge, data, layer).map_err(|e| (if e.code == E::Aborted { status::ERR_ABORTED } else { status::ERR_IO }, Some(e)))?;
     if !grant.1 {
         state.stats.layer_loads += 1;
         state.stats.layer_bytes += layer_len(bridge, layer);
@@ -132,6 +163,9 @@ pub(crate) fn copy_layer(runtime: &mut Memory64Runtime, plan: &LayerCopyPlan, da
     let slot = guest_range(data.len(), base as i32, cap as i64)
         .ok_or_else(|| ChordError::new(E::Internal, format!("slot at {base} (+{cap}) is outside guest memory ({} bytes)", data.len())))?;
     for &(file_offset, bytes, payload_offset) in &plan.tensors {
+        if abort_requested() {
+            return fail(E::Aborted, "aborted while copying a layer into its cache slot");
+        }
         let Some(end) = payload_offset.checked_add(bytes).filter(|&e| e <= cap) else {
             return fail(E::Internal, format!("tensor at payload offset {payload_offset} (+{bytes}) exceeds the {cap}-byte slot"));
         };

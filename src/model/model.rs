@@ -11,7 +11,7 @@ use super::units::UnitTable;
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
 use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate, tokenizer_from_gguf};
 use crate::gguf::{GgufFile, ModelFile};
-use crate::host::Guest;
+use crate::host::{Guest, with_abort_poll};
 use crate::memory64::CacheStats;
 
 /// A loaded model (see the module docs).
@@ -96,10 +96,12 @@ impl Memory64Model {
         records
     }
 
-    /// Generates from prompt token ids (see [`crate::infer::generate`]).
+    /// Generates from prompt token ids (see [`crate::infer::generate`]). `aborted` is polled
+    /// between forward calls and, inside them, by the guest between layers and between row
+    /// chunks of a batch's matrix products and layer copies (a few milliseconds apart).
     pub fn generate_tokens(&mut self, prompt: &[u32], opts: &GenerateOptions, on_text: &mut dyn FnMut(&str), aborted: &dyn Fn() -> bool) -> Result<Generation> {
         let mut r = self.runner()?;
-        generate(&mut r, prompt, opts, on_text, aborted)
+        with_abort_poll(aborted, || generate(&mut r, prompt, opts, on_text, aborted))
     }
 
     fn runner(&mut self) -> Result<GuestRunner<'_>> {
