@@ -15,7 +15,8 @@ export declare class Model {
    * Generates text from a prompt (text, tokenized with the model's tokenizer — BOS/EOS as the
    * model says, special-token text recognised — or token ids) on a thread of the addon's own.
    * Rejects with `ERR_ABORTED` (signal), `ERR_DISPOSED`, `ERR_INVALID_OPTION`,
-   * `ERR_CONTEXT_TOO_LARGE` (prompt longer than the context), `ERR_UNSUPPORTED_ARCH`, …
+   * `ERR_CONTEXT_TOO_LARGE` (prompt longer than the context), `ERR_UNSUPPORTED_ARCH`,
+   * `ERR_CALLBACK` (`onTextChunk` threw: generation stops; `cause` is the thrown value), …
    */
   generate(prompt: string | number[], options?: GenerateOptions): Promise<GenerateResult>
   /**
@@ -23,6 +24,18 @@ export declare class Model {
    * (`break`) stops the generation. `result` resolves to what `generate` would give.
    */
   stream(prompt: string | number[], options?: GenerateOptions): AsyncIterableIterator<string> & { result: Promise<GenerateResult> }
+  /**
+   * Loads a GGUF model. Parses the header (no tensor bytes), plans memory and fills the guest:
+   * WHOLE mode copies every tensor into guest memory; Memory64 mode maps the file into Wasmtime
+   * 64-bit memories and pages layers into the guest's layer cache on demand. Only regular files
+   * load. `onLoadProgress` receives fractions 0..1 (the last, 1, before the promise settles).
+   *
+   * Also accepts a single options object with `modelPath`. Rejects with `ERR_GGUF_*` for bad
+   * files, `ERR_INVALID_OPTION`, `ERR_MODEL_TOO_LARGE_FOR_WASM32` (`memory64: 'never'` on a
+   * model a wasm32 memory cannot hold), `ERR_CACHE_TOO_SMALL`, `ERR_ABORTED`, `ERR_IO`,
+   * `ERR_CALLBACK` (`onLoadProgress` threw: the load stops; `cause` is the thrown value).
+   */
+  static load(path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions): Promise<Model>
   /** Same as `dispose()`: enables `await using model = await Model.load(...)`. */
   [Symbol.asyncDispose](): Promise<void>
   /**
@@ -35,19 +48,10 @@ export declare class Model {
   /**
    * Turns token ids back into text, as llama.cpp's `llama_detokenize` does (and
    * node-llama-cpp's `model.detokenize`): control tokens such as `<|im_end|>` render as
-   * nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD.
+   * nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD. Rejects with
+   * `ERR_INVALID_OPTION` for an id outside the vocabulary, as `generate` does.
    */
   detokenize(tokens: number[], options?: { renderSpecial?: boolean }): Promise<string>
-  /**
-   * Loads a GGUF model. Parses the header (no tensor bytes), plans memory and fills the guest:
-   * WHOLE mode copies every tensor into guest memory; Memory64 mode maps the file into Wasmtime
-   * 64-bit memories and pages layers into the guest's layer cache on demand.
-   *
-   * Also accepts a single options object with `modelPath`. Rejects with `ERR_GGUF_*` for bad
-   * files, `ERR_INVALID_OPTION`, `ERR_MODEL_TOO_LARGE_FOR_WASM32` (`memory64: 'never'` on a
-   * model a wasm32 memory cannot hold), `ERR_CACHE_TOO_SMALL`, `ERR_ABORTED`, `ERR_IO`.
-   */
-  static load(path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions): Promise<Model>
   /**
    * Facts about the model: architecture, sizes, layer count, head counts, vocabulary, file
    * type, tensor type histogram, memory mode and threshold, `loadMs` (from the `load` call until

@@ -121,10 +121,15 @@ describe.runIf(smollm2)('generation API (SmolLM2-135M)', () => {
     expect(together.map((r) => r.text)).toEqual(alone)
   })
 
-  it('a throwing onTextChunk rejects with its error and stops generation', async () => {
+  it('a throwing onTextChunk rejects once with ERR_CALLBACK (cause: the thrown value) and stops generation', async () => {
     const boom = new Error('boom')
-    const e = await rejection(m.generate(PROMPT, { maxTokens: 100, onTextChunk: () => { throw boom } }))
-    expect(e).toBe(boom)
+    let calls = 0
+    const e = await rejection(m.generate(PROMPT, { maxTokens: 100, onTextChunk: () => { calls++; throw boom } }))
+    expect(e.code).toBe('ERR_CALLBACK')
+    expect(e.cause).toBe(boom)
+    expect(e.message).toBe('onTextChunk threw: boom')
+    expect(calls).toBe(1)
+    expect((await rejection(m.detokenize([1e9]))).code).toBe('ERR_INVALID_OPTION')
   })
 
   it('bad options and prompts are ERR_INVALID_OPTION; a too-long prompt is ERR_CONTEXT_TOO_LARGE', async () => {

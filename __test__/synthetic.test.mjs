@@ -139,7 +139,7 @@ describe('both memory modes on a synthetic model', () => {
   it('reports load progress and honours an AbortSignal', async () => {
     const seen = []
     const m = await Model.load(file, { memory64: 'never', onLoadProgress: (p) => seen.push(p) })
-    await new Promise((r) => setTimeout(r, 50)) // progress calls are delivered asynchronously
+    // The load settles after its last progress call was delivered.
     expect(seen.length).toBeGreaterThan(2)
     expect(seen[0]).toBe(0)
     expect(seen.at(-1)).toBe(1)
@@ -149,6 +149,23 @@ describe('both memory modes on a synthetic model', () => {
     ac.abort()
     const e = await rejection(Model.load(file, { signal: ac.signal }))
     expect(e.code).toBe('ERR_ABORTED')
+  })
+
+  it('a throwing onLoadProgress rejects the load once with ERR_CALLBACK (cause: the thrown value)', async () => {
+    const boom = new Error('boom')
+    for (const throwAt of [0, 1]) {
+      let calls = 0
+      const onLoadProgress = (p) => {
+        calls++
+        if (p === throwAt) throw boom
+      }
+      const e = await rejection(Model.load({ modelPath: file, memory64: 'never', onLoadProgress }))
+      expect(e.code).toBe('ERR_CALLBACK')
+      expect(e.cause).toBe(boom)
+      expect(e.message).toBe('onLoadProgress threw: boom')
+      if (throwAt === 0) expect(calls).toBe(1)
+    }
+    expect((await rejection(Model.load(file, { onLoadProgress: () => {}, signal: {} }))).code).toBe('ERR_INVALID_OPTION')
   })
 
   it('rejects wrong options with ERR_INVALID_OPTION naming the option', async () => {

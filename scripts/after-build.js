@@ -22,6 +22,25 @@ if (!text.includes(marker)) {
     `$1  /** Same as \`dispose()\`: enables \`await using model = await Model.load(...)\`. */\n  ${marker}\n`,
   )
 }
+const load = 'static load(path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions): Promise<Model>'
+if (!text.includes(load)) {
+  text = text.replace(
+    /(export declare class Model \{\n)/,
+    `$1  /**
+   * Loads a GGUF model. Parses the header (no tensor bytes), plans memory and fills the guest:
+   * WHOLE mode copies every tensor into guest memory; Memory64 mode maps the file into Wasmtime
+   * 64-bit memories and pages layers into the guest's layer cache on demand. Only regular files
+   * load. \`onLoadProgress\` receives fractions 0..1 (the last, 1, before the promise settles).
+   *
+   * Also accepts a single options object with \`modelPath\`. Rejects with \`ERR_GGUF_*\` for bad
+   * files, \`ERR_INVALID_OPTION\`, \`ERR_MODEL_TOO_LARGE_FOR_WASM32\` (\`memory64: 'never'\` on a
+   * model a wasm32 memory cannot hold), \`ERR_CACHE_TOO_SMALL\`, \`ERR_ABORTED\`, \`ERR_IO\`,
+   * \`ERR_CALLBACK\` (\`onLoadProgress\` threw: the load stops; \`cause\` is the thrown value).
+   */
+  ${load}
+`,
+  )
+}
 const gen = 'generate(prompt: string | number[], options?: GenerateOptions): Promise<GenerateResult>'
 if (!text.includes(gen)) {
   text = text.replace(
@@ -30,7 +49,8 @@ if (!text.includes(gen)) {
    * Generates text from a prompt (text, tokenized with the model's tokenizer — BOS/EOS as the
    * model says, special-token text recognised — or token ids) on a thread of the addon's own.
    * Rejects with \`ERR_ABORTED\` (signal), \`ERR_DISPOSED\`, \`ERR_INVALID_OPTION\`,
-   * \`ERR_CONTEXT_TOO_LARGE\` (prompt longer than the context), \`ERR_UNSUPPORTED_ARCH\`, …
+   * \`ERR_CONTEXT_TOO_LARGE\` (prompt longer than the context), \`ERR_UNSUPPORTED_ARCH\`,
+   * \`ERR_CALLBACK\` (\`onTextChunk\` threw: generation stops; \`cause\` is the thrown value), …
    */
   ${gen}
   /**

@@ -85,6 +85,9 @@ pub enum ErrorCode {
     ContextTooLarge,
     /// The operation was aborted through its `AbortSignal`.
     Aborted,
+    /// A callback given to the call (`onLoadProgress`, `onTextChunk`) threw; the call stopped and
+    /// the thrown value is the error's `cause` (raised by the JS wrappers, `src/napi/wrappers.js`).
+    Callback,
     /// The model was disposed.
     Disposed,
     /// A bug: something the code believed impossible.
@@ -133,6 +136,7 @@ impl ErrorCode {
             GgufBadTokenizer => "ERR_GGUF_BAD_TOKENIZER",
             ContextTooLarge => "ERR_CONTEXT_TOO_LARGE",
             Aborted => "ERR_ABORTED",
+            Callback => "ERR_CALLBACK",
             Disposed => "ERR_DISPOSED",
             Internal => "ERR_INTERNAL",
         }

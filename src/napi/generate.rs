@@ -343,14 +343,19 @@ impl Model {
 
     /// Turns token ids back into text, as llama.cpp's `llama_detokenize` does (and
     /// node-llama-cpp's `model.detokenize`): control tokens such as `<|im_end|>` render as
-    /// nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD.
+    /// nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD. Rejects with
+    /// `ERR_INVALID_OPTION` for an id outside the vocabulary, as `generate` does.
     #[napi(ts_args_type = "tokens: number[], options?: { renderSpecial?: boolean }", ts_return_type = "Promise<string>")]
     pub fn detokenize(&self, tokens: Vec<u32>, options: Option<Object>) -> AsyncTask<Job<String>> {
         let render = options.map(|o| boolean(&o, "renderSpecial"));
         let vocab = tokenizer(&self.shared);
         Job::task(move || {
             let unparse_special = render.transpose()?.flatten().unwrap_or(false);
-            let bytes = vocab?.detokenize_with(&tokens, wasm_chord_tokenizer::DetokenizeOptions { remove_special: false, unparse_special });
+            let vocab = vocab?;
+            if let Some((i, t)) = tokens.iter().enumerate().find(|&(_, &t)| t >= vocab.n_tokens()) {
+                return Err(invalid_option(format!("tokens[{i}] = {t} is out of range (vocabulary has {} tokens)", vocab.n_tokens())));
+            }
+            let bytes = vocab.detokenize_with(&tokens, wasm_chord_tokenizer::DetokenizeOptions { remove_special: false, unparse_special });
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         })
     }

@@ -85,14 +85,10 @@ fn index(v: f64, what: &str) -> CoreResult<u32> {
 
 #[napi]
 impl Model {
-    /// Loads a GGUF model. Parses the header (no tensor bytes), plans memory and fills the guest:
-    /// WHOLE mode copies every tensor into guest memory; Memory64 mode maps the file into Wasmtime
-    /// 64-bit memories and pages layers into the guest's layer cache on demand.
-    ///
-    /// Also accepts a single options object with `modelPath`. Rejects with `ERR_GGUF_*` for bad
-    /// files, `ERR_INVALID_OPTION`, `ERR_MODEL_TOO_LARGE_FOR_WASM32` (`memory64: 'never'` on a
-    /// model a wasm32 memory cannot hold), `ERR_CACHE_TOO_SMALL`, `ERR_ABORTED`, `ERR_IO`.
-    #[napi(ts_args_type = "path: string | (LoadOptions & { modelPath: string }), options?: LoadOptions", ts_return_type = "Promise<Model>")]
+    /// Internal: the native load; `Model.load` (`src/napi/wrappers.js`, declared by
+    /// `scripts/after-build.js`) wraps it to deliver `onLoadProgress` and turn a throwing one into
+    /// `ERR_CALLBACK`.
+    #[napi(js_name = "_load", skip_typescript)]
     pub fn load(env: Env, path: Unknown, options: Option<Unknown>) -> AsyncTask<LoadJob> {
         let job = match Self::start_load(&env, path, options) {
             Ok(job) => job,

@@ -1,10 +1,14 @@
 // Installed on Model.prototype by the addon's module init (src/napi/model.rs). The native
 // `_generate` runs a generation on a thread of the addon's own and reports, in order, text chunks
 // and then the result or the error through one callback; these wrappers turn that into a Promise
-// (`generate`) and an async iterator (`stream`), and add `[Symbol.asyncDispose]`.
+// (`generate`) and an async iterator (`stream`), and add `[Symbol.asyncDispose]`; `Model.load`
+// wraps the native `_load` the same way for `onLoadProgress`.
 ;(function (Model) {
   'use strict'
   const toError = (info) => Object.assign(new Error(info.message), { code: info.code })
+  // A user callback threw: the call stops and rejects once with this, the thrown value as cause.
+  const callbackError = (name, thrown) =>
+    Object.assign(new Error(`${name} threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`, { cause: thrown }), { code: 'ERR_CALLBACK' })
 
   // Links an optional user AbortSignal to a controller of our own, so that the wrappers can
   // stop a generation too (a throwing onTextChunk, a `break` out of `stream`).
@@ -30,22 +34,22 @@
         throw Object.assign(new TypeError('onTextChunk must be a function'), { code: 'ERR_INVALID_OPTION' })
       }
       const ac = linkedController(opts.signal)
-      let callbackError = null
+      let thrown = null
       this._generate(prompt, { ...opts, onTextChunk: undefined, signal: ac.signal }, (kind, text, result, error) => {
         if (kind === 'chunk') {
-          if (onTextChunk && callbackError === null) {
+          if (onTextChunk && thrown === null) {
             try {
               onTextChunk(text)
             } catch (e) {
-              callbackError = e
+              thrown = callbackError('onTextChunk', e)
               ac.abort()
             }
           }
         } else if (kind === 'done') {
-          if (callbackError !== null) reject(callbackError)
+          if (thrown !== null) reject(thrown)
           else resolve(result)
         } else {
-          reject(callbackError !== null ? callbackError : toError(error))
+          reject(thrown !== null ? thrown : toError(error))
         }
       })
     })
@@ -108,6 +112,54 @@
       },
     }
   }
+
+  // Model.load with an onLoadProgress: the native load reports progress asynchronously (from a
+  // pool thread); this wrapper calls the user's callback, and if it throws, stops calling it,
+  // aborts the load and rejects once with ERR_CALLBACK. The load settles only after its last
+  // progress call (1) was delivered, so a throw from that call still rejects it.
+  const nativeLoad = Model._load
+  function load(path, options) {
+    const objectForm = path !== null && typeof path === 'object'
+    const opts = objectForm ? path : options
+    const onLoadProgress = opts == null || typeof opts !== 'object' ? undefined : opts.onLoadProgress
+    if (typeof onLoadProgress !== 'function') return nativeLoad.call(this, path, options)
+    let ac
+    try {
+      ac = linkedController(opts.signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    let thrown = null
+    let lastDelivered
+    const delivered = new Promise((r) => (lastDelivered = r))
+    const wrapped = {
+      ...opts,
+      signal: ac.signal,
+      onLoadProgress: (fraction) => {
+        if (thrown === null) {
+          try {
+            onLoadProgress(fraction)
+          } catch (e) {
+            thrown = callbackError('onLoadProgress', e)
+            ac.abort()
+          }
+        }
+        if (fraction >= 1) lastDelivered()
+      },
+    }
+    return (objectForm ? nativeLoad.call(this, wrapped) : nativeLoad.call(this, path, wrapped)).then(
+      async (model) => {
+        await delivered
+        if (thrown === null) return model
+        await model.dispose()
+        throw thrown
+      },
+      (e) => {
+        throw thrown !== null ? thrown : e
+      },
+    )
+  }
+  Object.defineProperty(Model, 'load', { value: load, writable: true, configurable: true, enumerable: false })
 
   const define = (name, value) => Object.defineProperty(Model.prototype, name, { value, writable: true, configurable: true })
   define('generate', generate)
