@@ -209,3 +209,36 @@ fn regions_follow_file_order_and_split_large_layer_runs() {
     assert!(offsets.windows(2).all(|w| w[0] < w[1]));
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn layer_cache_arenas_over_2_gib_and_layers_of_3_gib_load() {
+    let dir = common::temp_dir("big-arena");
+    // 8 layers of 448 MiB (sparse on disk): cacheBytes = 3 GiB gives 6 slots, a 2.6 GiB arena —
+    // more than the guest's allocator can hand out at once (it took fresh pages since).
+    let path = dir.join("448mib-layers.gguf");
+    GgufWriter::synthetic_llama(8, 4096, 4096, 300, GgmlType::F32, TensorData::Sparse).write_to(&path).unwrap();
+    let o = LoadOptions { memory64: Memory64Option::Always, cache: CacheConfig { layers: None, bytes: Some(3 << 30) }, context_length: Some(256), ..Default::default() };
+    let mut m = Memory64GGUFLoader::new(&path, o).load().unwrap();
+    let s = m.cache_stats().unwrap();
+    assert_eq!(s.capacity_layers, 6);
+    // The arena itself lies partly above 2 GiB of guest memory. (Filling its slots would read
+    // gigabytes of file holes, ~0.25 GB/s on this machine's disk: one layer is enough here.)
+    assert!(m.memory_stats().guest_memory_bytes > 2 << 30);
+    assert!(!m.acquire_layer(0).unwrap());
+    drop(m);
+
+    // Layers of ~2.9 GiB: the default cache (4 layers) shrinks to the one slot that fits.
+    let path = dir.join("2.9gib-layers.gguf");
+    GgufWriter::synthetic_llama(2, 8192, 20480, 300, GgmlType::F32, TensorData::Sparse).write_to(&path).unwrap();
+    let o = LoadOptions { memory64: Memory64Option::Always, context_length: Some(256), ..Default::default() };
+    let mut m = Memory64GGUFLoader::new(&path, o).load().unwrap();
+    let s = m.cache_stats().unwrap();
+    assert_eq!(s.capacity_layers, 1);
+    assert!(s.slot_bytes > (2 << 30) + (800 << 20), "slot of {} bytes", s.slot_bytes);
+    drop(m);
+    // Asking for more slots than fit names the option passed, and only it.
+    let o = LoadOptions { memory64: Memory64Option::Always, cache: CacheConfig { layers: Some(2), bytes: None }, ..Default::default() };
+    let e = Memory64GGUFLoader::new(&path, o).load().unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidOption, "{e}");
+    assert!(e.message.starts_with("cacheLayers = 2 asks for 2 cache slots") && e.message.contains("at most 1 slots fit") && !e.message.contains("cacheBytes"), "{e}");
+}

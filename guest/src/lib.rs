@@ -41,7 +41,14 @@ fn memory_bytes() -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_alloc(size: i32, align: i32) -> i32 {
     let size = size as u32 as usize;
-    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), align.max(1) as usize) else {
+    let align = align.max(1) as u32 as usize;
+    // Rust's allocator cannot hand out a block of 2 GiB or more on wasm32 (a `Layout` is at most
+    // isize::MAX bytes): blocks from 1 GiB up (a large layer cache arena) are fresh pages from
+    // `memory.grow`, page-aligned, owned by the host for the instance's lifetime.
+    if size >= BIG_ALLOC {
+        return if align <= 65536 { grow_pages(size) } else { 0 };
+    }
+    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), align) else {
         return 0;
     };
     // Not zeroed: the host writes every byte it later reads, and zeroing a 1 GiB cache arena
@@ -49,6 +56,24 @@ pub extern "C" fn wc_alloc(size: i32, align: i32) -> i32 {
     // SAFETY: layout has non-zero size.
     let p = unsafe { std::alloc::alloc(layout) };
     p as i32
+}
+
+/// Host allocations of at least this many bytes bypass the allocator (see `wc_alloc`).
+const BIG_ALLOC: usize = 1 << 30;
+
+/// `bytes` of fresh pages (address as i32, 0 when memory cannot grow). The allocator never
+/// sees these pages, so they are never handed out twice.
+fn grow_pages(bytes: usize) -> i32 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let old = core::arch::wasm32::memory_grow(0, bytes.div_ceil(65536));
+        if old == usize::MAX || old == 0 { 0 } else { (old * 65536) as i32 }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = bytes;
+        0
+    }
 }
 
 /// Takes the model directory written by the host at `dir_ptr`.

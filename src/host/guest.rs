@@ -280,6 +280,9 @@ impl Guest {
         if st == status::ERR_ABORTED {
             return fail(E::Aborted, format!("{what} stopped early: the call was aborted"));
         }
+        if st == status::ERR_OUT_OF_MEMORY {
+            return fail(E::ModelTooLargeForWasm32, format!("{what}: the wasm32 guest ran out of memory ({} bytes in use of {GUEST_MEMORY_LIMIT})", self.memory_bytes()));
+        }
         let name = match st {
             status::ERR_BAD_POINTER => "bad pointer",
             status::ERR_NO_SUCH_LAYER => "no such layer",
@@ -295,5 +298,29 @@ impl Guest {
             _ => "unknown status",
         };
         fail(E::Guest, format!("{what} returned status {st} ({name})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_of_2_gib_and_more_succeed_and_are_addressable() {
+        // Rust's allocator on wasm32 refuses any block of 2 GiB or more; wc_alloc takes such
+        // blocks from fresh pages instead.
+        let mut g = Guest::new(HostState::new(None)).unwrap();
+        let small = g.alloc(1 << 20, 64).unwrap();
+        let big = g.alloc(3 << 30, wasm_chord_abi::PAYLOAD_ALIGN as u32).unwrap();
+        assert_eq!(big % 65536, 0);
+        assert!(u64::from(big) + (3 << 30) <= g.memory_bytes());
+        assert!(big >= small + (1 << 20) || u64::from(small) >= u64::from(big) + (3 << 30));
+        let last = big + (3 << 30) - 8;
+        g.write(last, &[7; 8]).unwrap();
+        assert_eq!(g.memory_and_state().0[last as usize..last as usize + 8], [7; 8]);
+        // A further small allocation still works and does not overlap the big block.
+        let after = g.alloc(4096, 16).unwrap();
+        assert!(after < big || u64::from(after) >= u64::from(big) + (3 << 30));
+        assert_eq!(g.alloc(1 << 30, 65536 * 2).unwrap_err().code, E::ModelTooLargeForWasm32);
     }
 }

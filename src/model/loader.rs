@@ -161,12 +161,16 @@ impl Memory64GGUFLoader {
         loop {
             match guest.model_init(&arch.to_bytes(), arch.cfg.n_batch, arch.cfg.n_vocab) {
                 Ok(()) => return Ok(Ok(arch)),
-                Err(e) if e.code == E::Guest && e.message.contains("out of memory") => {
+                Err(e) if e.code == E::ModelTooLargeForWasm32 => {
                     let n_ctx = arch.cfg.n_ctx;
                     if self.options.context_length.is_some() || n_ctx <= 256 {
+                        let why = match self.options.context_length {
+                            Some(c) => format!("contextLength = {c}"),
+                            None => format!("contextLength was not given; the default (the model's context, capped at {}) was halved down to {n_ctx}", crate::infer::arch::DEFAULT_CONTEXT_CAP),
+                        };
                         return fail(
                             E::ContextTooLarge,
-                            format!("a context of {n_ctx} positions needs a {} MiB KV cache, which does not fit the wasm32 guest beside {} MiB of weights/cache", arch.kv_bytes(n_ctx) >> 20, guest.memory_bytes() >> 20),
+                            format!("a context of {n_ctx} positions needs a {} MiB KV cache, which does not fit the wasm32 guest beside {} MiB of weights/cache ({why})", arch.kv_bytes(n_ctx) >> 20, guest.memory_bytes() >> 20),
                         );
                     }
                     arch.cfg.n_ctx = n_ctx / 2;
@@ -252,17 +256,40 @@ pub fn plan_memory(gguf: &GgufFile, units: &UnitTable, o: &LoadOptions) -> Resul
         return Ok(MemoryPlan { mode, reason, regions: None, slots: None, resident_bytes: payload });
     }
     let layer_bytes = units.layer_bytes();
-    let slots = if layer_bytes.is_empty() { None } else { Some(Memory64LayerManager::plan(&layer_bytes, o.cache)?) };
-    if let Some(s) = slots
-        && s.arena_bytes() > WASM32_WEIGHT_BUDGET
-    {
-        return fail(
-            E::InvalidOption,
-            format!("a layer cache of {} slots x {} bytes = {} bytes exceeds the {WASM32_WEIGHT_BUDGET} bytes a wasm32 guest can hold; lower cacheLayers/cacheBytes", s.n_slots, s.slot_bytes, s.arena_bytes()),
-        );
-    }
+    let slots = if layer_bytes.is_empty() { None } else { Some(fit_slots(Memory64LayerManager::plan(&layer_bytes, o.cache)?, o.cache)?) };
     let regions = plan_regions(gguf, units)?;
     Ok(MemoryPlan { mode, reason, regions: Some(regions), slots, resident_bytes: slots.map_or(0, |s| s.arena_bytes()) })
+}
+
+/// The layer cache within what the wasm32 guest can give it ([`WASM32_WEIGHT_BUDGET`]): the
+/// default shrinks to the slots that fit, down to one; a `cacheLayers`/`cacheBytes` the caller
+/// passed that cannot fit is an error naming it.
+fn fit_slots(mut s: SlotPlan, cache: CacheConfig) -> Result<SlotPlan> {
+    let fit = WASM32_WEIGHT_BUDGET / s.slot_bytes.max(1);
+    if fit == 0 {
+        return fail(
+            E::ModelTooLargeForWasm32,
+            format!("the largest layer needs a {}-byte cache slot, more than the {WASM32_WEIGHT_BUDGET} bytes a wasm32 guest can give its layer cache", s.slot_bytes),
+        );
+    }
+    if u64::from(s.n_slots) <= fit {
+        return Ok(s);
+    }
+    let passed: Vec<String> = [cache.layers.map(|l| format!("cacheLayers = {l}")), cache.bytes.map(|b| format!("cacheBytes = {b}"))].into_iter().flatten().collect();
+    if passed.is_empty() {
+        s.n_slots = fit as u32;
+        return Ok(s);
+    }
+    fail(
+        E::InvalidOption,
+        format!(
+            "{} asks for {} cache slots of {} bytes ({} bytes), more than the {WASM32_WEIGHT_BUDGET} bytes a wasm32 guest can give its layer cache: at most {fit} slots fit",
+            passed.join(" and "),
+            s.n_slots,
+            s.slot_bytes,
+            s.arena_bytes()
+        ),
+    )
 }
 
 /// Splits the tensor data into named regions: maximal runs of tensors (in file order) of one
