@@ -189,10 +189,13 @@ fn c15_too_many_tensors() {
 
 #[test]
 fn c16_bad_alignment() {
-    for a in [GgufValue::U32(0), GgufValue::U32(48), GgufValue::String("32".into())] {
+    for (a, says) in [(GgufValue::U32(0), "found u32 0"), (GgufValue::U32(48), "found u32 48"), (GgufValue::String("32".into()), "found string \"32\"")] {
         let mut w = base();
         w.kv("general.alignment", a);
-        assert_eq!(code(&w), E::GgufBadAlignment);
+        let e = read_gguf_bytes(&w.to_bytes(), ReaderLimits::default()).unwrap_err();
+        assert_eq!(e.code, E::GgufBadAlignment);
+        // The value as the file has it, not Rust's Debug form (`U32(0)`).
+        assert!(e.message.ends_with(says), "{e}");
     }
 }
 

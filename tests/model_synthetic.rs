@@ -231,7 +231,7 @@ fn layer_cache_arenas_over_2_gib_and_layers_of_3_gib_load() {
     let path = dir.join("2.9gib-layers.gguf");
     GgufWriter::synthetic_llama(2, 8192, 20480, 300, GgmlType::F32, TensorData::Sparse).write_to(&path).unwrap();
     let o = LoadOptions { memory64: Memory64Option::Always, context_length: Some(256), ..Default::default() };
-    let mut m = Memory64GGUFLoader::new(&path, o).load().unwrap();
+    let m = Memory64GGUFLoader::new(&path, o).load().unwrap();
     let s = m.cache_stats().unwrap();
     assert_eq!(s.capacity_layers, 1);
     assert!(s.slot_bytes > (2 << 30) + (800 << 20), "slot of {} bytes", s.slot_bytes);

@@ -100,6 +100,30 @@ pub mod status {
     pub const ERR_BAD_REQUEST: i32 = -11;
     /// The call stopped early because `abort_requested` said so (its results are not valid).
     pub const ERR_ABORTED: i32 = -12;
+    /// A kernel export was given an unknown ggml type id, or a length that is not a whole number
+    /// of the type's blocks (the test-only kernel exports).
+    pub const ERR_BAD_TYPE: i32 = -13;
+
+    /// The name and a sentence for status `st` (for host error messages; never a bare number).
+    pub fn describe(st: i32) -> (&'static str, &'static str) {
+        match st {
+            OK => ("OK", "success"),
+            ERR_BAD_POINTER => ("ERR_BAD_POINTER", "a pointer and length passed across the boundary do not lie inside guest memory"),
+            ERR_NO_SUCH_LAYER => ("ERR_NO_SUCH_LAYER", "no layer or unit has that index"),
+            ERR_BAD_LENGTH => ("ERR_BAD_LENGTH", "a destination length does not match the structure written"),
+            ERR_NOT_GRANTED => ("ERR_NOT_GRANTED", "the range read is not inside a tensor the host granted to the guest"),
+            ERR_IO => ("ERR_IO", "the model file could not be read"),
+            ERR_DISABLED => ("ERR_DISABLED", "Memory64 is not enabled for this model (WHOLE mode)"),
+            ERR_BAD_DIRECTORY => ("ERR_BAD_DIRECTORY", "the model directory handed to the guest is malformed"),
+            ERR_OUT_OF_MEMORY => ("ERR_OUT_OF_MEMORY", "the guest ran out of linear memory"),
+            ERR_SLOT_TOO_SMALL => ("ERR_SLOT_TOO_SMALL", "a layer does not fit its cache slot"),
+            ERR_BAD_CONFIG => ("ERR_BAD_CONFIG", "the model configuration does not match the tensors (a shape, a type or a tensor is wrong or missing)"),
+            ERR_BAD_REQUEST => ("ERR_BAD_REQUEST", "the call came before the model was initialised, or its batch or positions lie outside the configured sizes"),
+            ERR_ABORTED => ("ERR_ABORTED", "the call was aborted"),
+            ERR_BAD_TYPE => ("ERR_BAD_TYPE", "an unknown ggml type, or a length that is not a whole number of its blocks"),
+            _ => ("unknown", "an unknown status (a guest that does not follow this ABI)"),
+        }
+    }
 }
 
 /// Architectures the guest's forward pass implements (`ModelConfig::arch`).
@@ -464,6 +488,16 @@ fn finish(mut h: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_has_a_name_and_a_sentence() {
+        for st in 0..=13 {
+            let (name, sentence) = status::describe(-st);
+            assert!(name.starts_with("ERR_") || st == 0, "status {}", -st);
+            assert!(sentence.len() > 10 || st == 0);
+        }
+        assert_eq!(status::describe(-99).0, "unknown");
+    }
 
     #[test]
     fn chord64_streaming_matches_one_shot() {

@@ -9,12 +9,7 @@ use wasm_chord_kernels::{
     vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_tile, vec_dot_rows_x4,
 };
 
-/// Status: success.
-const OK: i32 = 0;
-/// Status: unknown type id, or `n` not a multiple of its block size.
-const ERR_BAD_TYPE: i32 = -1;
-/// Status: a pointer range lies outside guest memory.
-const ERR_BAD_POINTER: i32 = -2;
+use wasm_chord_abi::status::{ERR_BAD_POINTER, ERR_BAD_TYPE, OK};
 
 /// Bytes `[ptr, ptr + len)` as a slice, if they lie inside guest memory.
 fn mem(ptr: i32, len: usize) -> Option<&'static [u8]> {

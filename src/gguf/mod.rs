@@ -261,6 +261,29 @@ impl GgufArray {
     }
 }
 
+/// For messages: the GGUF type name and the value, e.g. `u32 0`, `string "32"`,
+/// `array of 151936 string`.
+impl std::fmt::Display for GgufValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.value_type().name();
+        match self {
+            GgufValue::U8(v) => write!(f, "{t} {v}"),
+            GgufValue::I8(v) => write!(f, "{t} {v}"),
+            GgufValue::U16(v) => write!(f, "{t} {v}"),
+            GgufValue::I16(v) => write!(f, "{t} {v}"),
+            GgufValue::U32(v) => write!(f, "{t} {v}"),
+            GgufValue::I32(v) => write!(f, "{t} {v}"),
+            GgufValue::F32(v) => write!(f, "{t} {v}"),
+            GgufValue::Bool(v) => write!(f, "{t} {v}"),
+            GgufValue::String(v) => write!(f, "{t} {:?}", v.chars().take(64).collect::<String>()),
+            GgufValue::Array(a) => write!(f, "array of {} {}", a.len(), a.elem_type.name()),
+            GgufValue::U64(v) => write!(f, "{t} {v}"),
+            GgufValue::I64(v) => write!(f, "{t} {v}"),
+            GgufValue::F64(v) => write!(f, "{t} {v}"),
+        }
+    }
+}
+
 impl GgufValue {
     /// The value's type.
     pub fn value_type(&self) -> GgufValueType {

@@ -198,7 +198,7 @@ fn parse<R: Read>(r: &mut Cursor<R>, limits: ReaderLimits) -> Result<GgufFile> {
         Some(other) => {
             return fail(
                 E::GgufBadAlignment,
-                format!("general.alignment must be a non-zero power of two u32, found {other:?}"),
+                format!("general.alignment must be a non-zero power of two u32, found {other}"),
             );
         }
     };

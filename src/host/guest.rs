@@ -283,21 +283,8 @@ impl Guest {
         if st == status::ERR_OUT_OF_MEMORY {
             return fail(E::ModelTooLargeForWasm32, format!("{what}: the wasm32 guest ran out of memory ({} bytes in use of {GUEST_MEMORY_LIMIT})", self.memory_bytes()));
         }
-        let name = match st {
-            status::ERR_BAD_POINTER => "bad pointer",
-            status::ERR_NO_SUCH_LAYER => "no such layer",
-            status::ERR_BAD_LENGTH => "bad length",
-            status::ERR_NOT_GRANTED => "range not granted",
-            status::ERR_IO => "I/O error",
-            status::ERR_DISABLED => "Memory64 disabled",
-            status::ERR_BAD_DIRECTORY => "bad directory",
-            status::ERR_OUT_OF_MEMORY => "out of memory",
-            status::ERR_SLOT_TOO_SMALL => "slot too small",
-            status::ERR_BAD_CONFIG => "model configuration does not match the tensors",
-            status::ERR_BAD_REQUEST => "bad request",
-            _ => "unknown status",
-        };
-        fail(E::Guest, format!("{what} returned status {st} ({name})"))
+        let (name, sentence) = status::describe(st);
+        fail(E::Guest, format!("{what} failed: {sentence} ({name})"))
     }
 }
 

@@ -56,7 +56,10 @@ fn map_error(e: TokenizerError) -> ChordError {
         "ERR_UNSUPPORTED_TOKENIZER" => E::UnsupportedTokenizer,
         _ => E::GgufBadTokenizer,
     };
-    ChordError::new(code, e.to_string())
+    // The tokenizer crate's messages start with their code; the ChordError carries it already.
+    let text = e.to_string();
+    let message = text.strip_prefix(e.code()).and_then(|t| t.strip_prefix(": ")).unwrap_or(&text);
+    ChordError::new(code, message)
 }
 
 fn id(gguf: &GgufFile, key: &str) -> Option<u32> {
