@@ -14,9 +14,9 @@
 //! slot from the page cache faster than faulting the mapping in (see `ModelFile`), and leaves no
 //! pages of the mapping resident.
 //!
-//! The region engine runs no code against these memories (the host copies out of them), so it
-//! is configured with no guard pages and no reservation; the guest engine (`src/host`) keeps
-//! Wasmtime's own memory creator.
+//! The region engine runs no code against these memories (the host reads file-backed ones by
+//! `pread` and copies out of anonymous ones), so it is configured with no guard pages and no
+//! reservation; the guest engine (`src/host`) keeps Wasmtime's own memory creator.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -216,7 +216,6 @@ impl Memory64Runtime {
             _ => fail(E::Memory64, format!("read of {len} bytes at offset {offset} is outside region {:?} ({} bytes)", r.spec.name, r.spec.size)),
         }
     }
-
 }
 
 impl Region {
