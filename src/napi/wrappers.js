@@ -149,7 +149,10 @@
     }
     return (objectForm ? nativeLoad.call(this, wrapped) : nativeLoad.call(this, path, wrapped)).then(
       async (model) => {
-        await delivered
+        // The native load reports 1 before it resolves; the timer only guards against a lost call.
+        let timer
+        await Promise.race([delivered, new Promise((r) => (timer = setTimeout(r, 1000)))])
+        clearTimeout(timer)
         if (thrown === null) return model
         await model.dispose()
         throw thrown
