@@ -8,22 +8,26 @@ export function tempDir(name) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `wasm-chord-${name}-`))
 }
 
-/** A llama-shaped spec for writeGguf: `n` layers of the usual tensors plus embeddings/output. */
-export function llamaSpec({ layers = 4, embd = 128, ff = 256, vocab = 300, type = 'F32', data = 'pattern', embdShape } = {}) {
+/** A llama-shaped spec for writeGguf: `n` layers of the usual tensors plus embeddings/output (`tied`: no output.weight, the head is the embedding). */
+export function llamaSpec({ layers = 4, embd = 128, ff = 256, vocab = 300, type = 'F32', data = 'pattern', embdShape, tied = false } = {}) {
   const tensors = []
   let seed = 0
   const add = (name, t, shape) => tensors.push({ name, type: t, shape, data, seed: seed++ })
   add('token_embd.weight', type, embdShape ?? [embd, vocab])
   for (let l = 0; l < layers; l++) {
     add(`blk.${l}.attn_norm.weight`, 'F32', [embd])
-    for (const m of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) add(`blk.${l}.${m}.weight`, type, [embd, embd])
+    // 8 query heads, 4 key/value heads: keys and values are half as wide as queries.
+    add(`blk.${l}.attn_q.weight`, type, [embd, embd])
+    add(`blk.${l}.attn_k.weight`, type, [embd, embd / 2])
+    add(`blk.${l}.attn_v.weight`, type, [embd, embd / 2])
+    add(`blk.${l}.attn_output.weight`, type, [embd, embd])
     add(`blk.${l}.ffn_norm.weight`, 'F32', [embd])
     add(`blk.${l}.ffn_gate.weight`, type, [embd, ff])
     add(`blk.${l}.ffn_up.weight`, type, [embd, ff])
     add(`blk.${l}.ffn_down.weight`, type, [ff, embd])
   }
   add('output_norm.weight', 'F32', [embd])
-  add('output.weight', type, [embd, vocab])
+  if (!tied) add('output.weight', type, [embd, vocab])
   return {
     metadata: {
       'general.architecture': 'llama',

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Model, writeGguf } from '../index.js'
-import { rejection, tempDir } from './helpers.mjs'
+import { llamaSpec, rejection, tempDir } from './helpers.mjs'
 
 const dir = tempDir('malformed')
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -33,12 +33,12 @@ async function codeOf(spec, patch) {
 }
 
 describe('malformed GGUF files', () => {
-  it('the valid base file loads', async () => {
+  it('the base file passes every container check and stops at the architecture check', async () => {
     const file = path.join(dir, 'ok.gguf')
     await writeGguf(file, base())
-    const m = await Model.load(file)
-    expect(m.info.tensorCount).toBe(2)
-    await m.dispose()
+    const e = await rejection(Model.load(file))
+    expect(e.code).toBe('ERR_MODEL_BAD_HPARAMS')
+    expect(e.message).toBe('metadata key llama.block_count is missing (needed to run a llama model)')
   })
 
   const cases = [
@@ -60,6 +60,8 @@ describe('malformed GGUF files', () => {
     ['row not a block multiple', { ...base(), tensors: [{ name: 'a', type: 'Q8_0', shape: [48] }] }, null, 'ERR_GGUF_BAD_SHAPE'],
     ['misaligned tensor', { ...base(), tensors: [base().tensors[0], { ...base().tensors[1], offset: 264 }] }, null, 'ERR_GGUF_MISALIGNED_TENSOR'],
     ['tensor past end of file', { ...base(), truncateTo: 300 }, null, 'ERR_GGUF_TENSOR_OUT_OF_BOUNDS'],
+    ['a dimension of 0', { ...base(), tensors: [{ name: 'a', type: 'F32', shape: [32, 0] }] }, null, 'ERR_GGUF_BAD_SHAPE'],
+    ['an empty key', { ...base(), metadata: { 'general.architecture': 'llama', '': 1 } }, null, 'ERR_GGUF_BAD_METADATA'],
     ['overlapping tensors', { ...base(), tensors: [base().tensors[0], { ...base().tensors[1], offset: 128 }] }, null, 'ERR_GGUF_TENSOR_OVERLAP'],
   ]
   for (const [name, spec, patch, code] of cases) {
@@ -72,4 +74,50 @@ describe('malformed GGUF files', () => {
     const spec = { metadata: { 'general.architecture': 'qwen2' }, tensors: [{ name: 'token_embd.weight', type: 'F32', shape: [4096, 300000], data: 'sparse' }], truncateTo: 1 << 20 }
     expect(await codeOf(spec)).toBe('ERR_GGUF_TENSOR_OUT_OF_BOUNDS')
   })
+})
+
+// Semantic defects: a valid synthetic model (it loads and generates) with one thing broken is
+// rejected at load, naming the key or tensor and the numbers.
+describe('semantically broken models', () => {
+  const spm = (spec, n = 300) => {
+    spec.metadata['tokenizer.ggml.model'] = 'llama'
+    spec.metadata['tokenizer.ggml.tokens'] = Array.from({ length: n }, (_, i) => (i < 3 ? ['<unk>', '<s>', '</s>'][i] : `t${i}`))
+    spec.metadata['tokenizer.ggml.scores'] = { type: 'array', elementType: 'f32', value: Array.from({ length: n }, (_, i) => -i) }
+    return spec
+  }
+  const tensor = (spec, name) => spec.tensors.find((t) => t.name === name)
+
+  it('the unbroken model loads and generates', async () => {
+    const file = path.join(dir, 'model-ok.gguf')
+    await writeGguf(file, spm(llamaSpec({ layers: 2, embd: 64, ff: 128 })))
+    const m = await Model.load(file)
+    const r = await m.generate('t5 t6', { maxTokens: 2 })
+    expect(['maxTokens', 'eogToken']).toContain(r.stopReason)
+    expect(r.timings.promptTokens).toBeGreaterThan(0)
+    await m.dispose()
+  })
+
+  const broken = [
+    ['block_count 0', (s) => (s.metadata['llama.block_count'] = 0), 'ERR_MODEL_BAD_HPARAMS', 'llama.block_count = u32 0 is out of range (1..=256)'],
+    ['block_count 10⁶', (s) => (s.metadata['llama.block_count'] = 1e6), 'ERR_MODEL_BAD_HPARAMS', 'llama.block_count = u32 1000000 is out of range'],
+    ['heads not dividing', (s) => (s.metadata['llama.attention.head_count_kv'] = 3), 'ERR_MODEL_BAD_HPARAMS', 'head_count = 8 is not a multiple of llama.attention.head_count_kv = 3'],
+    ['missing embedding length', (s) => delete s.metadata['llama.embedding_length'], 'ERR_MODEL_BAD_HPARAMS', 'llama.embedding_length is missing'],
+    ['wrong tensor shape', (s) => (tensor(s, 'blk.1.attn_v.weight').shape = [64, 64]), 'ERR_MODEL_TENSOR_SHAPE', '"blk.1.attn_v.weight" has shape [64, 64], expected [n_embd = 64, n_head_kv·head_dim = 32]'],
+    ['missing tensor', (s) => (s.tensors = s.tensors.filter((t) => t.name !== 'output_norm.weight')), 'ERR_MODEL_MISSING_TENSOR', '"output_norm.weight" is missing'],
+    ['unknown architecture', (s) => (s.metadata['general.architecture'] = 'rwkv7'), 'ERR_UNSUPPORTED_ARCH', '"rwkv7" is not supported (supported: llama, qwen2, gemma3)'],
+    ['BOS id out of range', (s) => (s.metadata['tokenizer.ggml.bos_token_id'] = 300), 'ERR_GGUF_BAD_TOKENIZER', 'tokenizer.ggml.bos_token_id is u32 300, not a token id (the vocabulary has 300 tokens)'],
+    ['vocabulary longer than the embedding', (s) => (tensor(s, 'token_embd.weight').shape = [64, 200]), 'ERR_GGUF_BAD_TOKENIZER', 'the vocabulary has 300 tokens but token_embd.weight has 200 rows'],
+  ]
+  for (const [name, breakIt, code, says] of broken) {
+    it(`${name} → ${code} at load`, async () => {
+      const spec = spm(llamaSpec({ layers: 2, embd: 64, ff: 128 }))
+      if (name.startsWith('vocabulary')) tensor(spec, 'output.weight').shape = [64, 200]
+      breakIt(spec)
+      const file = path.join(dir, `broken${n++}.gguf`)
+      await writeGguf(file, spec)
+      const e = await rejection(Model.load(file))
+      expect(e.code).toBe(code)
+      expect(e.message).toContain(says)
+    })
+  }
 })

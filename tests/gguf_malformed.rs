@@ -286,6 +286,24 @@ fn c26_bad_bool() {
 }
 
 #[test]
+fn c27_dimension_of_zero() {
+    let mut w = base();
+    w.tensors[0].shape = vec![32, 0];
+    let e = read_gguf_bytes(&w.to_bytes(), ReaderLimits::default()).unwrap_err();
+    assert_eq!(e.code, E::GgufBadShape);
+    assert!(e.message.contains("\"a.weight\" has a dimension of 0"), "{}", e.message);
+}
+
+#[test]
+fn c28_empty_metadata_key() {
+    let mut w = base();
+    w.kv("", GgufValue::U32(1));
+    let e = read_gguf_bytes(&w.to_bytes(), ReaderLimits::default()).unwrap_err();
+    assert_eq!(e.code, E::GgufBadMetadata);
+    assert!(e.message.contains("metadata key #1 is empty"), "{}", e.message);
+}
+
+#[test]
 fn random_corruption_never_panics() {
     let good = base().to_bytes();
     let mut state = 0x1234_5678_9ABC_DEF0u64;

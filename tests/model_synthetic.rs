@@ -3,7 +3,7 @@
 
 mod common;
 
-use wasm_chord::gguf::{GgmlType, GgufWriter, TensorData};
+use wasm_chord::gguf::{GgmlType, GgufValue, GgufWriter, TensorData};
 use wasm_chord::model::{LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryMode};
 use wasm_chord::{CacheConfig, ErrorCode};
 
@@ -85,14 +85,16 @@ fn cache_bytes_sizes_the_cache() {
 }
 
 /// A sparse synthetic file larger than 4 GiB: a 4 GiB token embedding first, so that every layer
-/// and the output head lie past the 4 GiB offset. Only a few KiB per tensor are on disk.
+/// and the final norm lie past the 4 GiB offset. Only a few KiB per tensor are on disk.
 #[test]
 fn sparse_file_over_4gib_pages_layers_past_4gib() {
     let dir = common::temp_dir("sparse");
     let path = dir.join("sparse.gguf");
     let mut w = GgufWriter::synthetic_llama(4, 512, 1024, 1000, GgmlType::F32, TensorData::Sparse);
-    // token_embd: [4096, 262144] F32 = 4 GiB.
-    w.tensors[0].shape = vec![4096, 262_144];
+    // token_embd: [512, 2^21] F32 = 4 GiB, and the head tied to it (output.weight dropped).
+    w.tensors[0].shape = vec![512, 1 << 21];
+    w.tensors.retain(|t| t.name != "output.weight");
+    w.metadata.retain(|(k, _)| k != "llama.vocab_size");
     w.write_to(&path).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() > 4 << 30);
 
@@ -112,7 +114,7 @@ fn sparse_file_over_4gib_pages_layers_past_4gib() {
         assert!(first.file_offset > 4 << 30, "layer {l} starts below 4 GiB");
         assert_eq!(m.guest_checksum(l).unwrap(), m.file_checksum(l).unwrap(), "layer {l}");
     }
-    // output.weight (last unit) is also past 4 GiB and comes through memory64_read.
+    // output_norm.weight (last unit) is also past 4 GiB and comes through memory64_read.
     let last = units.units.len() as u32 - 1;
     assert_eq!(m.guest_checksum(last).unwrap(), m.file_checksum(last).unwrap());
     let stats = m.memory_stats();
@@ -229,7 +231,11 @@ fn layer_cache_arenas_over_2_gib_and_layers_of_3_gib_load() {
 
     // Layers of ~2.9 GiB: the default cache (4 layers) shrinks to the one slot that fits.
     let path = dir.join("2.9gib-layers.gguf");
-    GgufWriter::synthetic_llama(2, 8192, 20480, 300, GgmlType::F32, TensorData::Sparse).write_to(&path).unwrap();
+    let mut w = GgufWriter::synthetic_llama(2, 8192, 20480, 300, GgmlType::F32, TensorData::Sparse);
+    // 16 heads of 512 (8 heads would be 1024 wide, more than the forward pass takes).
+    w.metadata.retain(|(k, _)| !k.starts_with("llama.attention.head_count"));
+    w.kv("llama.attention.head_count", GgufValue::U32(16)).kv("llama.attention.head_count_kv", GgufValue::U32(16));
+    w.write_to(&path).unwrap();
     let o = LoadOptions { memory64: Memory64Option::Always, context_length: Some(256), ..Default::default() };
     let m = Memory64GGUFLoader::new(&path, o).load().unwrap();
     let s = m.cache_stats().unwrap();

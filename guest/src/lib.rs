@@ -223,7 +223,8 @@ pub extern "C" fn wc_debug_tap_read(index: i32, name_ptr: i32, out_ptr: i32, max
 
 /// `len` bytes of guest memory at `ptr`, if that range lies inside memory.
 fn guest_bytes(ptr: i32, len: i32) -> Option<&'static [u8]> {
-    if ptr <= 0 || len < 0 || (ptr as u32 as u64) + len as u64 > memory_bytes() {
+    // Pointers are unsigned: above 2 GiB of guest memory they arrive as negative i32.
+    if ptr == 0 || len < 0 || (ptr as u32 as u64) + len as u64 > memory_bytes() {
         return None;
     }
     // SAFETY: the range was checked to lie inside our memory; the host wrote it before the call

@@ -184,6 +184,9 @@ fn parse<R: Read>(r: &mut Cursor<R>, limits: ReaderLimits) -> Result<GgufFile> {
     let mut index = HashMap::with_capacity(n_kv as usize);
     for i in 0..n_kv {
         let key = r.string(limits.max_key, "metadata key")?;
+        if key.is_empty() {
+            return fail(E::GgufBadMetadata, format!("metadata key #{i} is empty"));
+        }
         let type_id = r.u32("value type")?;
         let value = read_value(r, type_id, &limits, 0, &key)?;
         if index.insert(key.clone(), i as usize).is_some() {
@@ -331,6 +334,9 @@ fn read_tensor_info<R: Read>(r: &mut Cursor<R>) -> Result<RawTensor> {
         let ne = r.u64("tensor dimension")?;
         if ne > i64::MAX as u64 {
             return fail(E::GgufBadShape, format!("tensor {name:?} has a negative dimension ({})", ne as i64));
+        }
+        if ne == 0 {
+            return fail(E::GgufBadShape, format!("tensor {name:?} has a dimension of 0 (dimension {} of {n_dims}): it holds no elements", shape.len()));
         }
         shape.push(ne);
     }

@@ -230,6 +230,25 @@ fn stats_bytes(s: &BridgeStats) -> [u8; 56] {
     b
 }
 
+/// A hostile guest for tests and the fuzzer (`fuzz/`): a module importing every entry of the
+/// table and exporting each under a short name (`ll`, `rd`, `en`, `st`, `ab`) with the same
+/// signature, so that a caller can pass any arguments across the boundary. Memory: 2 pages.
+#[doc(hidden)]
+pub const HOSTILE_GUEST_WAT: &str = r#"
+  (module
+    (import "wasm_chord" "memory64_load_layer" (func $ll (param i32 i32 i32) (result i32)))
+    (import "wasm_chord" "memory64_read" (func $rd (param i64 i32 i32) (result i32)))
+    (import "wasm_chord" "memory64_is_enabled" (func $en (result i32)))
+    (import "wasm_chord" "memory64_stats" (func $st (param i32) (result i32)))
+    (import "wasm_chord" "abort_requested" (func $ab (result i32)))
+    (memory (export "memory") 2 2)
+    (func (export "ll") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $ll)
+    (func (export "rd") (param i64 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $rd)
+    (func (export "en") (result i32) call $en)
+    (func (export "st") (param i32) (result i32) local.get 0 call $st)
+    (func (export "ab") (result i32) call $ab))
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,18 +278,6 @@ mod tests {
         assert_eq!(raw, stats_bytes(&s));
     }
 
-    const HOSTILE_GUEST: &str = r#"
-      (module
-        (import "wasm_chord" "memory64_load_layer" (func $ll (param i32 i32 i32) (result i32)))
-        (import "wasm_chord" "memory64_read" (func $rd (param i64 i32 i32) (result i32)))
-        (import "wasm_chord" "memory64_is_enabled" (func $en (result i32)))
-        (import "wasm_chord" "memory64_stats" (func $st (param i32) (result i32)))
-        (memory (export "memory") 2 2)
-        (func (export "ll") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $ll)
-        (func (export "rd") (param i64 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $rd)
-        (func (export "en") (result i32) call $en)
-        (func (export "st") (param i32) (result i32) local.get 0 call $st))
-    "#;
 
     /// A tiny real file (2 layers) and the bridge the loader would build for it, with one slot at
     /// guest address 65536.
@@ -297,7 +304,7 @@ mod tests {
     fn hostile_guest_gets_error_statuses_never_host_memory() {
         use crate::host::instantiate_module;
         let (_path, gguf, bridge) = tiny_bridge();
-        let wasm = wat::parse_str(HOSTILE_GUEST).unwrap();
+        let wasm = wat::parse_str(HOSTILE_GUEST_WAT).unwrap();
         let (mut store, inst) = instantiate_module(&wasm, HostState::new(Some(bridge))).unwrap();
         let ll = inst.get_typed_func::<(i32, i32, i32), i32>(&mut store, "ll").unwrap();
         let rd = inst.get_typed_func::<(i64, i32, i32), i32>(&mut store, "rd").unwrap();
@@ -348,7 +355,7 @@ mod tests {
     #[test]
     fn whole_mode_bridge_is_disabled() {
         use crate::host::instantiate_module;
-        let wasm = wat::parse_str(HOSTILE_GUEST).unwrap();
+        let wasm = wat::parse_str(HOSTILE_GUEST_WAT).unwrap();
         let (mut store, inst) = instantiate_module(&wasm, HostState::new(None)).unwrap();
         let ll = inst.get_typed_func::<(i32, i32, i32), i32>(&mut store, "ll").unwrap();
         let rd = inst.get_typed_func::<(i64, i32, i32), i32>(&mut store, "rd").unwrap();

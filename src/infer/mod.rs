@@ -10,4 +10,4 @@ pub mod vocab;
 pub use arch::{ArchConfig, DEFAULT_BATCH, DEFAULT_CONTEXT_CAP, resolve};
 pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, eval_prompt, generate};
 pub use sampler::{Sampler, SamplerOptions, argmax};
-pub use vocab::{TextStream, Tokenizer, tokenizer_from_gguf};
+pub use vocab::{TextStream, Tokenizer, model_tokenizer, tokenizer_from_gguf};

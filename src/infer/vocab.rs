@@ -51,6 +51,40 @@ pub fn tokenizer_from_gguf(gguf: &GgufFile) -> Result<Arc<Tokenizer>> {
     Vocab::new(data).map(Arc::new).map_err(map_error)
 }
 
+/// The special-token keys (`tokenizer.ggml.{key}`) whose ids must name a token of the vocabulary.
+const SPECIAL_ID_KEYS: &[&str] = &[
+    "bos_token_id", "eos_token_id", "eot_token_id", "eom_token_id", "unknown_token_id", "seperator_token_id", "padding_token_id", "mask_token_id",
+    "prefix_token_id", "suffix_token_id", "middle_token_id", "fim_pre_token_id", "fim_suf_token_id", "fim_mid_token_id", "fim_pad_token_id",
+    "fim_rep_token_id", "fim_sep_token_id",
+];
+
+/// The tokenizer of a model whose embedding table has `n_vocab` rows, checked at load. A file
+/// without a tokenizer, or with one of a kind not implemented here, still loads (token-level
+/// calls work; text calls get the kept `ERR_UNSUPPORTED_TOKENIZER`). A defective one is a load
+/// error, `ERR_GGUF_BAD_TOKENIZER`: a malformed vocabulary, a special-token id out of range (llama.cpp
+/// ignores such an id and falls back to a default; here the file is said to be wrong instead), or
+/// more tokens than the embedding has rows.
+pub fn model_tokenizer(gguf: &GgufFile, n_vocab: u32) -> Result<std::result::Result<Arc<Tokenizer>, ChordError>> {
+    let tok = match tokenizer_from_gguf(gguf) {
+        Ok(t) => t,
+        Err(e) if e.code == E::UnsupportedTokenizer => return Ok(Err(e)),
+        Err(e) => return Err(e),
+    };
+    let n = tok.n_tokens();
+    for key in SPECIAL_ID_KEYS {
+        let key = format!("tokenizer.ggml.{key}");
+        if let Some(v) = gguf.get(&key)
+            && v.as_u64().is_none_or(|id| id >= u64::from(n))
+        {
+            return fail(E::GgufBadTokenizer, format!("{key} is {v}, not a token id (the vocabulary has {n} tokens)"));
+        }
+    }
+    if n > n_vocab {
+        return fail(E::GgufBadTokenizer, format!("the vocabulary has {n} tokens but token_embd.weight has {n_vocab} rows"));
+    }
+    Ok(Ok(tok))
+}
+
 fn map_error(e: TokenizerError) -> ChordError {
     let code = match e.code() {
         "ERR_UNSUPPORTED_TOKENIZER" => E::UnsupportedTokenizer,

@@ -13,7 +13,7 @@ use super::units::{UnitKind, UnitTable};
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
 use crate::gguf::{GgufFile, GgufValue, ModelFile, ReaderLimits, read_gguf_file};
 use crate::host::{Bridge, Guest, HostState, LayerCopyPlan};
-use crate::infer::{ArchConfig, resolve};
+use crate::infer::{ArchConfig, model_tokenizer, resolve};
 use crate::memory64::{CacheConfig, Memory64LayerManager, Memory64Runtime, MemoryLayout, SlotPlan};
 
 /// Default `memory64Threshold`: tensor data above 3 GiB goes to Memory64 under `'auto'`.
@@ -126,6 +126,12 @@ impl Memory64GGUFLoader {
         check_abort()?;
         let file = Arc::new(ModelFile::open(&self.path)?);
         let (gguf, units, plan) = self.plan_file(&file)?;
+        // Semantic defects fail here, before any tensor byte is read.
+        let mut arch = resolve(&gguf, &units, self.options.context_length)?;
+        if let Some(t) = self.options.reference_threads {
+            arch.cfg.ref_threads = t.max(1);
+        }
+        let tokenizer = model_tokenizer(&gguf, arch.cfg.n_vocab)?;
         (hooks.progress)(0.0);
         let mut guest = Guest::new(HostState::new(None))?;
         let mut resident_ptrs = vec![0u32; units.units.len()];
@@ -141,26 +147,19 @@ impl Memory64GGUFLoader {
         }
         check_abort()?;
         guest.init(&directory_bytes(&gguf, &units, plan.mode, &resident_ptrs))?;
-        let arch = self.init_inference(&gguf, &units, &mut guest)?;
+        let arch = self.init_inference(arch, &mut guest)?;
         (hooks.progress)(1.0);
         let info = model_info(&self.path, &gguf, &units, &plan, self.options.memory64_threshold);
-        Ok(Memory64Model::new(file, gguf, units, plan, guest, info, started, arch))
+        Ok(Memory64Model::new(file, gguf, units, plan, guest, info, started, arch, tokenizer))
     }
 
-    /// Resolves the architecture and sizes the guest's KV cache. A model the forward pass cannot
-    /// run still loads (for inspection); its error is kept and returned by generation calls. A
-    /// `contextLength` that cannot fit is a load error; the default context is halved until it fits.
-    fn init_inference(&self, gguf: &GgufFile, units: &UnitTable, guest: &mut Guest) -> Result<std::result::Result<ArchConfig, ChordError>> {
-        let mut arch = match resolve(gguf, units, self.options.context_length) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(t) = self.options.reference_threads {
-            arch.cfg.ref_threads = t.max(1);
-        }
+    /// Sizes the guest's KV cache for the configuration resolved by [`resolve`] (which validated
+    /// the file against its architecture's descriptor). A `contextLength` that cannot fit is a
+    /// load error; the default context is halved until it fits.
+    fn init_inference(&self, mut arch: ArchConfig, guest: &mut Guest) -> Result<ArchConfig> {
         loop {
             match guest.model_init(&arch.to_bytes(), arch.cfg.n_batch, arch.cfg.n_vocab) {
-                Ok(()) => return Ok(Ok(arch)),
+                Ok(()) => return Ok(arch),
                 Err(e) if e.code == E::ModelTooLargeForWasm32 => {
                     let n_ctx = arch.cfg.n_ctx;
                     if self.options.context_length.is_some() || n_ctx <= 256 {
@@ -175,7 +174,6 @@ impl Memory64GGUFLoader {
                     }
                     arch.cfg.n_ctx = n_ctx / 2;
                 }
-                Err(e) if e.code == E::Guest => return Ok(Err(ChordError::new(E::UnsupportedArch, format!("the guest rejected the model configuration: {}", e.message)))),
                 Err(e) => return Err(e),
             }
         }

@@ -9,7 +9,7 @@ use super::info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, current_rss};
 use super::loader::MemoryPlan;
 use super::units::UnitTable;
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
-use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate, tokenizer_from_gguf};
+use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate};
 use crate::gguf::{GgufFile, ModelFile};
 use crate::host::{Guest, with_abort_poll};
 use crate::memory64::CacheStats;
@@ -24,9 +24,9 @@ pub struct Memory64Model {
     guest: Guest,
     info: ModelInfo,
     load_time: Duration,
-    /// The forward pass configuration, or why this model cannot generate.
-    arch: std::result::Result<ArchConfig, ChordError>,
-    /// The tokenizer, or why the file's cannot be used.
+    /// The forward pass configuration.
+    arch: ArchConfig,
+    /// The tokenizer, or why the file has none that works here (`ERR_UNSUPPORTED_TOKENIZER`).
     tokenizer: std::result::Result<Arc<Tokenizer>, ChordError>,
 }
 
@@ -38,8 +38,7 @@ impl std::fmt::Debug for Memory64Model {
 
 impl Memory64Model {
     #[allow(clippy::too_many_arguments)] // reason: one internal call site (the loader).
-    pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, started: Instant, arch: std::result::Result<ArchConfig, ChordError>) -> Self {
-        let tokenizer = tokenizer_from_gguf(&gguf);
+    pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, started: Instant, arch: ArchConfig, tokenizer: std::result::Result<Arc<Tokenizer>, ChordError>) -> Self {
         let load_time = started.elapsed();
         Self { file, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
     }
@@ -61,15 +60,14 @@ impl Memory64Model {
         self.generate_tokens(&ids, opts, on_text, aborted)
     }
 
-    /// The forward pass configuration, or the typed error saying why this model cannot run
-    /// (`ERR_UNSUPPORTED_ARCH`, `ERR_MODEL_MISSING_TENSOR`, `ERR_GGUF_BAD_METADATA`).
-    pub fn arch(&self) -> Result<&ArchConfig> {
-        self.arch.as_ref().map_err(Clone::clone)
+    /// The forward pass configuration (validated against the architecture's descriptor at load).
+    pub fn arch(&self) -> &ArchConfig {
+        &self.arch
     }
 
     /// Context positions of the KV cache.
-    pub fn context_length(&self) -> Result<u32> {
-        Ok(self.arch()?.cfg.n_ctx)
+    pub fn context_length(&self) -> u32 {
+        self.arch.cfg.n_ctx
     }
 
     /// Runs the forward pass on `tokens` starting at position 0 (in batches) and returns the
@@ -105,7 +103,7 @@ impl Memory64Model {
     }
 
     fn runner(&mut self) -> Result<GuestRunner<'_>> {
-        let arch = self.arch.as_ref().map_err(Clone::clone)?;
+        let arch = &self.arch;
         let (n_ctx, n_batch, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_batch as usize, arch.cfg.n_vocab);
         let n_ubatch = (crate::infer::arch::REF_UBATCH as usize).min(n_ctx);
         let tokenizer = self.tokenizer.as_ref().ok().cloned();
