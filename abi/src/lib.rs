@@ -1,13 +1,41 @@
 //! The one ABI shared by the wasm-chord host (native, `src/host`) and its wasm32 guest (`guest/`).
 //!
 //! Everything both sides must agree on lives here and only here: the import module and function
-//! names, the guest export names, the status codes, and the `#[repr(C)]` structs that cross the
-//! boundary (with compile-time size asserts), plus the checksum both sides use to prove that the
-//! guest holds the right bytes.
+//! names, the guest export names, the status codes, the `#[repr(C)]` structs that cross the
+//! boundary (with compile-time size asserts) and their one encoding ([`Abi`]), plus the checksum
+//! both sides use to prove that the guest holds the right bytes.
 //!
 //! The host-side table that *implements* the imports is `src/host/imports.rs`; the guest-side
 //! declarations are `guest/src/bridge.rs`. Each import is documented there and summarised here.
 #![no_std]
+
+/// The encoding of the `#[repr(C)]` structs below across the boundary: their raw bytes, little
+/// endian (both sides are: wasm32 by definition, the host by the assert below), read and written
+/// unaligned.
+///
+/// # Safety
+/// Implemented only for this crate's boundary structs, made of `u32`/`i32`/`f32`/`u64` fields
+/// without padding (each size is asserted to equal the sum of its fields), so every byte is
+/// initialised and every bit pattern is a valid value.
+pub unsafe trait Abi: Copy {
+    /// The struct's bytes, as the other side reads them.
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: see the trait: `size_of::<Self>()` initialised bytes at `self`.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), core::mem::size_of::<Self>()) }
+    }
+
+    /// The struct at byte `at` of `bytes`, if it lies inside.
+    fn read_from(bytes: &[u8], at: usize) -> Option<Self> {
+        let end = at.checked_add(core::mem::size_of::<Self>())?;
+        let src = bytes.get(at..end)?;
+        // SAFETY: `src` holds size_of::<Self>() bytes and every bit pattern is valid (see the
+        // trait); read_unaligned has no alignment requirement.
+        Some(unsafe { core::ptr::read_unaligned(src.as_ptr().cast::<Self>()) })
+    }
+}
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the host<->guest ABI encodes structs as little-endian bytes");
 
 /// Wasm module name of every host import.
 pub const IMPORT_MODULE: &str = "wasm_chord";
@@ -187,6 +215,8 @@ pub struct LayerTensors {
     pub post_ffw_norm: i32,
 }
 const _: () = assert!(core::mem::size_of::<LayerTensors>() == 64);
+// SAFETY: padding-free integers/floats, 64 bytes (asserted above).
+unsafe impl Abi for LayerTensors {}
 
 /// Largest layer count a [`ModelConfig`] can describe.
 pub const MAX_LAYERS: usize = 256;
@@ -257,6 +287,8 @@ pub struct ModelConfig {
     pub ref_n_ubatch: u32,
 }
 const _: () = assert!(core::mem::size_of::<ModelConfig>() == 104);
+// SAFETY: padding-free integers/floats, 104 bytes (asserted above).
+unsafe impl Abi for ModelConfig {}
 
 /// How many RoPE tables follow a [`ModelConfig`]: 2 when sliding-window layers use their own
 /// base frequency, else 1.
@@ -283,6 +315,8 @@ pub struct LayerGrant {
     pub hit: u32,
 }
 const _: () = assert!(core::mem::size_of::<LayerGrant>() == 16);
+// SAFETY: padding-free integers/floats, 16 bytes (asserted above).
+unsafe impl Abi for LayerGrant {}
 
 /// What `memory64_stats` writes: the bridge's counters.
 #[repr(C)]
@@ -306,6 +340,8 @@ pub struct BridgeStats {
     pub regions: u32,
 }
 const _: () = assert!(core::mem::size_of::<BridgeStats>() == 56);
+// SAFETY: padding-free integers/floats, 56 bytes (asserted above).
+unsafe impl Abi for BridgeStats {}
 
 /// Checksum result written by `wc_unit_checksum`.
 #[repr(C)]
@@ -317,6 +353,8 @@ pub struct Checksum {
     pub bytes: u64,
 }
 const _: () = assert!(core::mem::size_of::<Checksum>() == 16);
+// SAFETY: padding-free integers/floats, 16 bytes (asserted above).
+unsafe impl Abi for Checksum {}
 
 // ---------------------------------------------------------------------------------------------
 // The model directory: a flat little-endian byte string the host writes into guest memory.
@@ -350,6 +388,8 @@ pub struct DirHeader {
     pub reserved: u32,
 }
 const _: () = assert!(core::mem::size_of::<DirHeader>() == 24);
+// SAFETY: padding-free integers/floats, 24 bytes (asserted above).
+unsafe impl Abi for DirHeader {}
 
 /// Unit kinds.
 pub mod unit_kind {
@@ -379,6 +419,8 @@ pub struct UnitEntry {
     pub reserved: u32,
 }
 const _: () = assert!(core::mem::size_of::<UnitEntry>() == 32);
+// SAFETY: padding-free integers/floats, 32 bytes (asserted above).
+unsafe impl Abi for UnitEntry {}
 
 /// One tensor of a unit.
 #[repr(C)]
@@ -398,6 +440,8 @@ pub struct TensorEntry {
     pub ne: [u64; 4],
 }
 const _: () = assert!(core::mem::size_of::<TensorEntry>() == 64);
+// SAFETY: padding-free integers/floats, 64 bytes (asserted above).
+unsafe impl Abi for TensorEntry {}
 
 /// Alignment of tensors inside a unit payload (and of slots in the arena).
 pub const PAYLOAD_ALIGN: u64 = 64;
@@ -488,6 +532,21 @@ fn finish(mut h: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abi_structs_encode_as_little_endian_fields_and_read_back() {
+        let g = LayerGrant { ptr: 1, len: 2, slot: 3, hit: 0x0403_0201 };
+        assert_eq!(g.as_bytes(), [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3, 4]);
+        let s = BridgeStats { reads: 1, read_bytes: 2, layer_requests: 3, layer_loads: 4, layer_bytes: 5, errors: 6, enabled: 7, regions: 8 };
+        let b = s.as_bytes();
+        assert_eq!((b[0], b[40], b[48], b[52]), (1, 6, 7, 8));
+        // Unaligned reads, and reads that do not fit.
+        let mut buf = [0u8; 60];
+        buf[3..59].copy_from_slice(b);
+        assert_eq!(BridgeStats::read_from(&buf, 3), Some(s));
+        assert_eq!(BridgeStats::read_from(&buf, 5), None);
+        assert_eq!(LayerGrant::read_from(&buf, usize::MAX), None);
+    }
 
     #[test]
     fn every_status_has_a_name_and_a_sentence() {

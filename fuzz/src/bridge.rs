@@ -51,7 +51,7 @@ fn setup(dir: &Path) -> Result<Hostile, String> {
         return Err("the slot does not fit the hostile guest's memory".into());
     }
     let bridge = bridge_for(&gguf, &units, runtime, Memory64LayerManager::new(units.layer_bytes(), plan, ARENA as u32));
-    let (layers, granted) = (bridge.layers.clone(), bridge.granted.clone());
+    let (layers, granted) = (bridge.layers().to_vec(), bridge.granted().to_vec());
     let wasm = wat::parse_str(HOSTILE_GUEST_WAT).map_err(|x| x.to_string())?;
     let (mut store, inst) = instantiate_module(&wasm, HostState::new(Some(bridge))).map_err(e)?;
     let f = |x: wasmtime::Error| x.to_string();
@@ -69,7 +69,7 @@ fn pointer(rng: &mut Rng) -> i32 {
         0 => 0,
         1 => (TOP - 16) as i32 + rng.below(32) as i32 - 8,
         2 => -1 - rng.below(64) as i32,
-        3 => rng.next() as i32,
+        3 => rng.next_u64() as i32,
         4 => (ARENA - 8 + rng.below(16)) as i32,
         _ => rng.below(TOP + 64) as i32,
     }
@@ -79,7 +79,7 @@ fn length(rng: &mut Rng) -> i32 {
     match rng.below(7) {
         0 => 0,
         1 => -1,
-        2 => rng.next() as i32,
+        2 => rng.next_u64() as i32,
         3 => 1 + rng.below(16) as i32,
         _ => rng.below(TOP / 2 + 64) as i32,
     }
@@ -95,7 +95,7 @@ fn one_call(h: &mut Hostile, rng: &mut Rng, before: &mut Vec<u8>) -> Result<i32,
     let (what, st, dst, slot) = match rng.below(10) {
         0..=3 => {
             let layer = match rng.below(4) {
-                0 => rng.next() as i32,
+                0 => rng.next_u64() as i32,
                 1 => -1,
                 _ => rng.below(h.layers.len() + 1) as i32,
             };
@@ -105,7 +105,7 @@ fn one_call(h: &mut Hostile, rng: &mut Rng, before: &mut Vec<u8>) -> Result<i32,
         }
         4..=7 => {
             let offset = match rng.below(6) {
-                0 => rng.next() as i64,
+                0 => rng.next_u64() as i64,
                 1 => i64::MAX - rng.below(8) as i64,
                 2 => -(rng.below(100) as i64),
                 _ => {
@@ -183,7 +183,7 @@ pub fn run_bridge_target(seed: u64, budget: Budget, findings: &Path) -> Report {
             }
         };
         for _ in 0..10_000 {
-            if report.execs >= budget.execs || (report.execs % 256 == 0 && started.elapsed() >= budget.time) {
+            if report.execs >= budget.execs || (report.execs.is_multiple_of(256) && started.elapsed() >= budget.time) {
                 break 'outer;
             }
             let state = rng.clone();

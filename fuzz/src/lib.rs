@@ -34,7 +34,7 @@ impl Rng {
     }
 
     /// Next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -43,7 +43,7 @@ impl Rng {
 
     /// Uniform in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     /// True with probability 1/`n`.
@@ -116,7 +116,7 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
                 // Random bytes over a short run (a string's text, a float).
                 let i = at(rng);
                 for b in data.iter_mut().skip(i).take(1 + rng.below(8)) {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
         }
@@ -325,7 +325,7 @@ pub fn run_file_target(target: FileTarget, seed: u64, budget: Budget, findings: 
     let scratch = std::env::temp_dir().join(format!("wasm-chord-fuzz-{}-{seed}.gguf", std::process::id()));
     let started = Instant::now();
     let mut input = Vec::new();
-    while report.execs < budget.execs && (report.execs % 64 != 0 || started.elapsed() < budget.time) {
+    while report.execs < budget.execs && (!report.execs.is_multiple_of(64) || started.elapsed() < budget.time) {
         // Half the time start again from a seed (valid files), else from anything kept.
         let a = if rng.one_in(2) { rng.below(n_seeds) } else { rng.below(corpus.len()) };
         let b = rng.below(corpus.len());

@@ -1,7 +1,7 @@
 //! The model directory the host hands the guest at init (format: `wasm_chord_abi`, "model
 //! directory"). Parsed once, validated against the guest's own memory size.
 
-use wasm_chord_abi::{DIR_MAGIC, DIR_VERSION, DirHeader, TensorEntry, UnitEntry, status, unit_kind};
+use wasm_chord_abi::{Abi, DIR_MAGIC, DIR_VERSION, DirHeader, TensorEntry, UnitEntry, status, unit_kind};
 
 /// The parsed directory.
 pub struct Directory {
@@ -13,31 +13,22 @@ pub struct Directory {
     pub tensors: Vec<TensorEntry>,
 }
 
-/// A `#[repr(C)]` ABI struct read (unaligned) from `bytes` at `at`, if it lies inside.
-pub(crate) fn read<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
-    let end = at.checked_add(core::mem::size_of::<T>())?;
-    let src = bytes.get(at..end)?;
-    // SAFETY: `src` holds size_of::<T>() bytes; T is a #[repr(C)] plain-old-data ABI struct for
-    // which every bit pattern is valid; read_unaligned has no alignment requirement.
-    Some(unsafe { core::ptr::read_unaligned(src.as_ptr().cast::<T>()) })
-}
-
 impl Directory {
     /// Parses and validates `bytes`; `memory_bytes` bounds every resident pointer.
     pub fn parse(bytes: &[u8], memory_bytes: u64) -> Result<Self, i32> {
-        let h: DirHeader = read(bytes, 0).ok_or(status::ERR_BAD_DIRECTORY)?;
+        let h = DirHeader::read_from(bytes, 0).ok_or(status::ERR_BAD_DIRECTORY)?;
         if h.magic != DIR_MAGIC || h.version != DIR_VERSION || h.memory64 > 1 {
             return Err(status::ERR_BAD_DIRECTORY);
         }
         let mut at = core::mem::size_of::<DirHeader>();
         let mut units = Vec::new();
         for _ in 0..h.n_units {
-            units.push(read::<UnitEntry>(bytes, at).ok_or(status::ERR_BAD_DIRECTORY)?);
+            units.push(UnitEntry::read_from(bytes, at).ok_or(status::ERR_BAD_DIRECTORY)?);
             at += core::mem::size_of::<UnitEntry>();
         }
         let mut tensors = Vec::new();
         for _ in 0..h.n_tensors {
-            tensors.push(read::<TensorEntry>(bytes, at).ok_or(status::ERR_BAD_DIRECTORY)?);
+            tensors.push(TensorEntry::read_from(bytes, at).ok_or(status::ERR_BAD_DIRECTORY)?);
             at += core::mem::size_of::<TensorEntry>();
         }
         let dir = Self { memory64: h.memory64 == 1, units, tensors };

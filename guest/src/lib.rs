@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use directory::Directory;
 use wasm_chord_kernels::unpack_rows;
-use wasm_chord_abi::{Checksum, Chord64, LayerTensors, ModelConfig, chord64, chord64_combine, status, unit_kind};
+use wasm_chord_abi::{Abi, Checksum, Chord64, LayerTensors, ModelConfig, chord64, chord64_combine, status, unit_kind};
 
 static DIR: Mutex<Option<Directory>> = Mutex::new(None);
 static MODEL: Mutex<Option<model::Model>> = Mutex::new(None);
@@ -145,7 +145,7 @@ pub extern "C" fn wc_acquire_layer(layer: i32, out_ptr: i32) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     let Some(bytes) = guest_bytes(cfg_ptr, cfg_len) else { return status::ERR_BAD_POINTER };
-    let Some(cfg) = directory::read::<ModelConfig>(bytes, 0) else { return status::ERR_BAD_CONFIG };
+    let Some(cfg) = ModelConfig::read_from(bytes, 0) else { return status::ERR_BAD_CONFIG };
     let head = core::mem::size_of::<ModelConfig>();
     let lt = core::mem::size_of::<LayerTensors>();
     let rope_at = head + cfg.n_layer as usize * lt;
@@ -153,7 +153,7 @@ pub extern "C" fn wc_model_init(cfg_ptr: i32, cfg_len: i32) -> i32 {
     if cfg.n_layer as usize > wasm_chord_abi::MAX_LAYERS || bytes.len() != rope_at + rope_len * 4 {
         return status::ERR_BAD_CONFIG;
     }
-    let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| directory::read(bytes, head + i * lt)).collect();
+    let layers: Vec<LayerTensors> = (0..cfg.n_layer as usize).filter_map(|i| LayerTensors::read_from(bytes, head + i * lt)).collect();
     let rope: Vec<f32> = bytes[rope_at..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let Ok(guard) = DIR.lock() else { return status::ERR_BAD_DIRECTORY };
     let Some(dir) = guard.as_ref() else { return status::ERR_BAD_DIRECTORY };

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use wasm_chord_abi::{BridgeStats, Checksum, export, status};
+use wasm_chord_abi::{Abi, BridgeStats, Checksum, LayerGrant, export, status};
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{HostState, add_to_linker, current_stats, guest_range};
@@ -232,8 +232,7 @@ impl Guest {
     pub fn unit_checksum(&mut self, unit: u32) -> Result<Checksum> {
         let st = self.unit_checksum.call(&mut self.store, (unit as i32, self.scratch as i32)).map_err(trap)?;
         self.check(st, "wc_unit_checksum")?;
-        let b = self.read_scratch::<16>()?;
-        Ok(Checksum { hash: u64::from_le_bytes(b[0..8].try_into().unwrap_or_default()), bytes: u64::from_le_bytes(b[8..16].try_into().unwrap_or_default()) })
+        self.read_scratch::<Checksum>()
     }
 
     /// The guest acquires layer `layer` as a forward pass would; returns whether it was a hit
@@ -241,8 +240,7 @@ impl Guest {
     pub fn acquire_layer(&mut self, layer: u32) -> Result<bool> {
         let st = self.acquire_layer.call(&mut self.store, (layer as i32, self.scratch as i32)).map_err(trap)?;
         self.check(st, "wc_acquire_layer")?;
-        let b = self.read_scratch::<16>()?;
-        Ok(b[12] != 0)
+        Ok(self.read_scratch::<LayerGrant>()?.hit != 0)
     }
 
     /// The bridge statistics as the guest sees them (through `memory64_stats`), or the host's
@@ -250,10 +248,7 @@ impl Guest {
     pub fn bridge_stats_from_guest(&mut self) -> Result<BridgeStats> {
         let st = self.bridge_stats.call(&mut self.store, self.scratch as i32).map_err(trap)?;
         self.check(st, "wc_bridge_stats")?;
-        let b = self.read_scratch::<56>()?;
-        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let d = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
-        Ok(BridgeStats { reads: w(0), read_bytes: w(1), layer_requests: w(2), layer_loads: w(3), layer_bytes: w(4), errors: w(5), enabled: d(48), regions: d(52) })
+        self.read_scratch::<BridgeStats>()
     }
 
     /// The bridge statistics kept by the host.
@@ -261,12 +256,9 @@ impl Guest {
         current_stats(self.store.data())
     }
 
-    fn read_scratch<const N: usize>(&self) -> Result<[u8; N]> {
-        let data = self.memory.data(&self.store);
-        let r = guest_range(data.len(), self.scratch as i32, N as i64).ok_or_else(|| ChordError::new(E::Internal, "scratch outside memory"))?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(&data[r]);
-        Ok(out)
+    /// The ABI struct the guest wrote at the scratch address.
+    fn read_scratch<T: Abi>(&self) -> Result<T> {
+        T::read_from(self.memory.data(&self.store), self.scratch as usize).ok_or_else(|| ChordError::new(E::Internal, "scratch outside memory"))
     }
 
     /// Turns a guest status into a result, preferring the host's detailed error.

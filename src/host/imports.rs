@@ -13,7 +13,7 @@
 use std::cell::Cell;
 use std::ops::Range;
 
-use wasm_chord_abi::{BridgeStats, IMPORT_MODULE, LayerGrant, import, status};
+use wasm_chord_abi::{Abi, BridgeStats, IMPORT_MODULE, LayerGrant, import, status};
 use wasmtime::{Caller, Linker, Memory, StoreLimits};
 
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
@@ -29,27 +29,67 @@ pub struct LayerCopyPlan {
 /// The Memory64 side of a model's host state.
 pub struct Bridge {
     /// Regions holding the weights.
-    pub runtime: Memory64Runtime,
+    runtime: Memory64Runtime,
     /// Layer cache policy.
-    pub manager: Memory64LayerManager,
+    manager: Memory64LayerManager,
     /// Copy plan of each layer.
-    pub layers: Vec<LayerCopyPlan>,
+    layers: Vec<LayerCopyPlan>,
     /// File ranges the guest may read with `memory64_read`, sorted, non-overlapping.
-    pub granted: Vec<Range<u64>>,
+    granted: Vec<Range<u64>>,
+}
+
+impl Bridge {
+    /// A bridge serving `layers` (one copy plan per layer) through `manager`'s slots from
+    /// `runtime`'s regions, and `memory64_read` of the file ranges `granted` (sorted by start,
+    /// non-overlapping: the non-layer tensors).
+    pub fn new(runtime: Memory64Runtime, manager: Memory64LayerManager, layers: Vec<LayerCopyPlan>, granted: Vec<Range<u64>>) -> Self {
+        Self { runtime, manager, layers, granted }
+    }
+
+    /// The regions holding the weights.
+    pub fn runtime(&self) -> &Memory64Runtime {
+        &self.runtime
+    }
+
+    /// The layer cache policy and its statistics.
+    pub fn manager(&self) -> &Memory64LayerManager {
+        &self.manager
+    }
+
+    /// Empties the layer cache.
+    pub fn clear_cache(&mut self) {
+        self.manager.clear();
+    }
+
+    /// The copy plan of each layer.
+    pub fn layers(&self) -> &[LayerCopyPlan] {
+        &self.layers
+    }
+
+    /// The file ranges `memory64_read` serves.
+    pub fn granted(&self) -> &[Range<u64>] {
+        &self.granted
+    }
+
+    /// Makes every layer resident in guest memory `data` (the cache must hold them all).
+    pub fn preload_all(&mut self, data: &mut [u8]) -> Result<()> {
+        let Self { runtime, manager, layers, .. } = self;
+        manager.preload_all(|layer, base, cap| copy_layer(runtime, &layers[layer as usize], data, base, cap))
+    }
 }
 
 /// State of a guest Store.
 pub struct HostState {
     /// The guest's memory (set right after instantiation).
-    pub memory: Option<Memory>,
+    pub(super) memory: Option<Memory>,
     /// Memory64 machinery (None in WHOLE mode).
-    pub bridge: Option<Bridge>,
+    bridge: Option<Bridge>,
     /// Bridge counters.
-    pub stats: BridgeStats,
+    pub(super) stats: BridgeStats,
     /// The detailed host error behind the last error status, for the caller to surface.
-    pub last_error: Option<ChordError>,
+    pub(super) last_error: Option<ChordError>,
     /// Guest memory limit.
-    pub limits: StoreLimits,
+    pub(super) limits: StoreLimits,
 }
 
 thread_local! {
@@ -141,7 +181,7 @@ fn load_layer(c: &mut Caller<'_, HostState>, layer: i32, dst: i32, dst_len: i32)
         state.stats.layer_bytes += layer_len(bridge, layer);
     }
     let g = LayerGrant { ptr: grant.0, len: layer_len(bridge, layer) as u32, slot: grant.2, hit: u32::from(grant.1) };
-    data[out].copy_from_slice(&grant_bytes(&g));
+    data[out].copy_from_slice(g.as_bytes());
     Ok(())
 }
 
@@ -159,7 +199,7 @@ pub(crate) fn acquire_layer(bridge: &mut Bridge, data: &mut [u8], layer: u32) ->
 }
 
 /// Copies every tensor of a layer from the regions into the slot at `base` (`cap` bytes).
-pub(crate) fn copy_layer(runtime: &mut Memory64Runtime, plan: &LayerCopyPlan, data: &mut [u8], base: u32, cap: u64) -> Result<()> {
+fn copy_layer(runtime: &mut Memory64Runtime, plan: &LayerCopyPlan, data: &mut [u8], base: u32, cap: u64) -> Result<()> {
     let slot = guest_range(data.len(), base as i32, cap as i64)
         .ok_or_else(|| ChordError::new(E::Internal, format!("slot at {base} (+{cap}) is outside guest memory ({} bytes)", data.len())))?;
     for &(file_offset, bytes, payload_offset) in &plan.tensors {
@@ -199,7 +239,7 @@ fn write_stats(c: &mut Caller<'_, HostState>, dst: i32) -> CallResult {
     let (data, state) = memory.data_and_store_mut(&mut *c);
     let out = guest_range(data.len(), dst, size_of::<BridgeStats>() as i64).ok_or((status::ERR_BAD_POINTER, None))?;
     let s = current_stats(state);
-    data[out].copy_from_slice(&stats_bytes(&s));
+    data[out].copy_from_slice(s.as_bytes());
     Ok(())
 }
 
@@ -209,25 +249,6 @@ pub(crate) fn current_stats(state: &HostState) -> BridgeStats {
     s.enabled = u32::from(state.bridge.is_some());
     s.regions = state.bridge.as_ref().map_or(0, |b| b.runtime.region_count() as u32);
     s
-}
-
-fn grant_bytes(g: &LayerGrant) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    for (i, v) in [g.ptr, g.len, g.slot, g.hit].into_iter().enumerate() {
-        b[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    b
-}
-
-fn stats_bytes(s: &BridgeStats) -> [u8; 56] {
-    let mut b = [0u8; 56];
-    let words = [s.reads, s.read_bytes, s.layer_requests, s.layer_loads, s.layer_bytes, s.errors];
-    for (i, v) in words.into_iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    b[48..52].copy_from_slice(&s.enabled.to_le_bytes());
-    b[52..56].copy_from_slice(&s.regions.to_le_bytes());
-    b
 }
 
 /// A hostile guest for tests and the fuzzer (`fuzz/`): a module importing every entry of the
@@ -265,19 +286,6 @@ mod tests {
         assert_eq!(guest_range(1 << 32, -1, 2), None);
         assert_eq!(guest_range(1 << 32, -1, 1), Some(0xFFFF_FFFF..1 << 32));
     }
-
-    #[test]
-    fn abi_struct_encodings_match_repr_c() {
-        let g = LayerGrant { ptr: 1, len: 2, slot: 3, hit: 4 };
-        // SAFETY: LayerGrant is #[repr(C)] POD of 16 bytes.
-        let raw: [u8; 16] = unsafe { std::mem::transmute(g) };
-        assert_eq!(raw, grant_bytes(&g));
-        let s = BridgeStats { reads: 1, read_bytes: 2, layer_requests: 3, layer_loads: 4, layer_bytes: 5, errors: 6, enabled: 7, regions: 8 };
-        // SAFETY: BridgeStats is #[repr(C)] POD of 56 bytes without padding.
-        let raw: [u8; 56] = unsafe { std::mem::transmute(s) };
-        assert_eq!(raw, stats_bytes(&s));
-    }
-
 
     /// A tiny real file (2 layers) and the bridge the loader would build for it, with one slot at
     /// guest address 65536.
@@ -369,5 +377,20 @@ impl HostState {
     /// Fresh state; `bridge` is `Some` in Memory64 mode.
     pub fn new(bridge: Option<Bridge>) -> Self {
         Self { memory: None, bridge, stats: BridgeStats::default(), last_error: None, limits: StoreLimits::default() }
+    }
+
+    /// The Memory64 bridge (None in WHOLE mode).
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.bridge.as_ref()
+    }
+
+    /// The Memory64 bridge, mutably.
+    pub fn bridge_mut(&mut self) -> Option<&mut Bridge> {
+        self.bridge.as_mut()
+    }
+
+    /// Installs the bridge (the loader does, once the guest has allocated its cache arena).
+    pub fn set_bridge(&mut self, bridge: Bridge) {
+        self.bridge = Some(bridge);
     }
 }

@@ -6,4 +6,3 @@ mod imports;
 
 pub use guest::{GUEST_MEMORY_LIMIT, Guest, guest_module, guest_wasm, instantiate_module};
 pub use imports::{Bridge, HOSTILE_GUEST_WAT, HostState, LayerCopyPlan, with_abort_poll};
-pub(crate) use imports::copy_layer;

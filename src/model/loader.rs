@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasm_chord_abi::{DIR_MAGIC, DIR_VERSION, DirHeader, PAYLOAD_ALIGN, TensorEntry, UnitEntry, unit_kind};
+use wasm_chord_abi::{Abi, DIR_MAGIC, DIR_VERSION, DirHeader, PAYLOAD_ALIGN, TensorEntry, UnitEntry, unit_kind};
 
 use super::info::{MemoryMode, ModelInfo, file_type_name, type_histogram};
 use super::model::Memory64Model;
@@ -142,7 +142,7 @@ impl Memory64GGUFLoader {
                 let arena = if slots.n_slots > 0 { guest.alloc(slots.arena_bytes(), PAYLOAD_ALIGN as u32)? } else { 0 };
                 let runtime = Memory64Runtime::map_file(file.clone(), layout, offsets)?;
                 let bridge = bridge_for(&gguf, &units, runtime, Memory64LayerManager::new(units.layer_bytes(), slots, arena));
-                guest.memory_and_state().1.bridge = Some(bridge);
+                guest.memory_and_state().1.set_bridge(bridge);
             }
         }
         check_abort()?;
@@ -224,7 +224,7 @@ pub fn bridge_for(gguf: &GgufFile, units: &UnitTable, runtime: Memory64Runtime, 
         .flat_map(|u| u.tensors.iter().map(|&t| gguf.tensors[t].file_offset..gguf.tensors[t].file_offset + gguf.tensors[t].bytes))
         .collect();
     granted.sort_by_key(|r| r.start);
-    Bridge { runtime, manager, layers, granted }
+    Bridge::new(runtime, manager, layers, granted)
 }
 
 /// Chooses WHOLE or MEMORY64 and sizes regions and cache.
@@ -344,7 +344,7 @@ fn directory_bytes(gguf: &GgufFile, units: &UnitTable, mode: MemoryMode, residen
         memory64: u32::from(mode == MemoryMode::Memory64),
         reserved: 0,
     };
-    let mut out = pod_bytes(&header);
+    let mut out = header.as_bytes().to_vec();
     let mut first = 0u32;
     for (i, u) in units.units.iter().enumerate() {
         let (kind, layer) = match u.kind {
@@ -352,7 +352,7 @@ fn directory_bytes(gguf: &GgufFile, units: &UnitTable, mode: MemoryMode, residen
             UnitKind::Tensor => (unit_kind::TENSOR, u32::MAX),
         };
         let e = UnitEntry { kind, layer, first_tensor: first, n_tensors: u.tensors.len() as u32, bytes: u.payload_bytes, resident_ptr: resident[i], reserved: 0 };
-        out.extend_from_slice(&pod_bytes(&e));
+        out.extend_from_slice(e.as_bytes());
         first += u.tensors.len() as u32;
     }
     for u in &units.units {
@@ -361,17 +361,10 @@ fn directory_bytes(gguf: &GgufFile, units: &UnitTable, mode: MemoryMode, residen
             let mut ne = [1u64; 4];
             ne[..ti.shape.len()].copy_from_slice(&ti.shape);
             let e = TensorEntry { file_offset: ti.file_offset, bytes: ti.bytes, unit_offset: off, ggml_type: ti.ggml_type.id(), n_dims: ti.shape.len() as u32, ne };
-            out.extend_from_slice(&pod_bytes(&e));
+            out.extend_from_slice(e.as_bytes());
         }
     }
     out
-}
-
-/// The bytes of a `#[repr(C)]` ABI struct (all of them are padding-free POD).
-pub(crate) fn pod_bytes<T: Copy>(v: &T) -> Vec<u8> {
-    // SAFETY: T is one of the abi crate's #[repr(C)] structs made only of integers with no padding
-    // (their sizes are asserted at compile time), so every byte is initialised.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
 }
 
 fn model_info(path: &Path, gguf: &GgufFile, units: &UnitTable, plan: &MemoryPlan, threshold: u64) -> ModelInfo {

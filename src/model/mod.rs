@@ -3,7 +3,6 @@
 
 mod info;
 mod loader;
-pub(crate) use loader::pod_bytes;
 #[allow(clippy::module_inception)] // reason: `model::model` holds `Memory64Model`, the module's main type
 mod model;
 mod units;

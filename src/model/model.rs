@@ -144,9 +144,9 @@ impl Memory64Model {
     /// Layer `i`: size, tensors, residency.
     pub fn layer_info(&self, i: u32) -> Result<LayerInfo> {
         let u = self.layer_unit(i)?;
-        let resident = match &self.guest.state().bridge {
+        let resident = match self.guest.state().bridge() {
             None => true,
-            Some(b) => b.manager.is_resident(i),
+            Some(b) => b.manager().is_resident(i),
         };
         let tensors = u
             .tensors
@@ -193,20 +193,18 @@ impl Memory64Model {
     /// hold them all. No-op in WHOLE mode.
     pub fn preload_all_layers(&mut self) -> Result<()> {
         let (data, state) = self.guest.memory_and_state();
-        let Some(bridge) = state.bridge.as_mut() else { return Ok(()) };
-        let crate::host::Bridge { runtime, manager, layers, .. } = bridge;
-        manager.preload_all(|layer, base, cap| crate::host::copy_layer(runtime, &layers[layer as usize], data, base, cap))
+        state.bridge_mut().map_or(Ok(()), |b| b.preload_all(data))
     }
 
     /// Cache statistics (`None` in WHOLE mode, where every layer is resident and no cache exists).
     pub fn cache_stats(&self) -> Option<CacheStats> {
-        self.guest.state().bridge.as_ref().map(|b| b.manager.stats())
+        self.guest.state().bridge().map(|b| b.manager().stats())
     }
 
     /// Forgets every cached layer (Memory64 mode).
     pub fn clear_cache(&mut self) {
-        if let Some(b) = self.guest.memory_and_state().1.bridge.as_mut() {
-            b.manager.clear();
+        if let Some(b) = self.guest.memory_and_state().1.bridge_mut() {
+            b.clear_cache();
         }
     }
 
@@ -223,14 +221,14 @@ impl Memory64Model {
     /// Memory accounting.
     pub fn memory_stats(&self) -> MemoryStats {
         let state = self.guest.state();
-        let (regions, region_bytes) = match &state.bridge {
-            Some(b) => (b.runtime.region_stats(), b.runtime.total_bytes()),
+        let (regions, region_bytes) = match state.bridge() {
+            Some(b) => (b.runtime().region_stats(), b.runtime().total_bytes()),
             None => (Vec::new(), 0),
         };
         let cache_arena_bytes = self.plan.slots.map_or(0, |s| s.arena_bytes());
-        let resident_weight_bytes = match &state.bridge {
+        let resident_weight_bytes = match state.bridge() {
             None => self.plan.resident_bytes,
-            Some(b) => b.manager.stats().resident.iter().map(|&l| self.units.units[l as usize].payload_bytes).sum(),
+            Some(b) => b.manager().stats().resident.iter().map(|&l| self.units.units[l as usize].payload_bytes).sum(),
         };
         MemoryStats {
             mode: self.plan.mode,

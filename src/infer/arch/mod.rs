@@ -11,12 +11,11 @@ pub mod qwen2;
 
 use std::collections::{HashMap, HashSet};
 
-use wasm_chord_abi::{LayerTensors, ModelConfig, NO_TENSOR};
+use wasm_chord_abi::{Abi, LayerTensors, ModelConfig, NO_TENSOR};
 
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
 use crate::model::UnitTable;
-use crate::model::pod_bytes;
 use descriptor::{Descriptor, Elem, Fallback, H, Hparams, Need, Role};
 
 /// Context length used when the caller gives none and the model's is larger.
@@ -62,9 +61,9 @@ pub struct ArchConfig {
 impl ArchConfig {
     /// The bytes `wc_model_init` takes: the config followed by the layer table.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = pod_bytes(&self.cfg);
+        let mut out = self.cfg.as_bytes().to_vec();
         for l in &self.layers {
-            out.extend_from_slice(&pod_bytes(l));
+            out.extend_from_slice(l.as_bytes());
         }
         let c = &self.cfg;
         let bases = [c.rope_freq_base, c.rope_freq_base_swa];
