@@ -87,18 +87,31 @@ pub struct F32Param {
 /// row count of `token_embd.weight`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Hparams {
+    /// Blocks ([`H::BlockCount`]).
     pub n_layer: u32,
+    /// Training context ([`H::ContextLength`]).
     pub n_ctx_train: u32,
+    /// Embedding width ([`H::EmbeddingLength`]).
     pub n_embd: u32,
+    /// Feed-forward width ([`H::FeedForwardLength`]).
     pub n_ff: u32,
+    /// Query heads ([`H::HeadCount`]).
     pub n_head: u32,
+    /// Key/value heads ([`H::HeadCountKv`]).
     pub n_head_kv: u32,
+    /// Key (and query) head width ([`H::KeyLength`]).
     pub head_dim: u32,
+    /// Value head width ([`H::ValueLength`]).
     pub value_dim: u32,
+    /// Dimensions RoPE rotates ([`H::RopeDimensionCount`]).
     pub n_rot: u32,
+    /// Sliding window, 0 for none ([`H::SlidingWindow`]).
     pub n_swa: u32,
+    /// Vocabulary: rows of `token_embd.weight`.
     pub n_vocab: u32,
+    /// [`F::RopeFreqBase`].
     pub rope_freq_base: f32,
+    /// [`F::RmsEps`].
     pub rms_eps: f32,
 }
 
@@ -230,21 +243,37 @@ impl ModelSlot {
 /// Where a block tensor goes in [`LayerTensors`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerSlot {
+    /// `attn_norm`.
     AttnNorm,
+    /// `wq` (attn_q).
     Wq,
+    /// `wk` (attn_k).
     Wk,
+    /// `wv` (attn_v).
     Wv,
+    /// `wo` (attn_output).
     Wo,
+    /// `bq` (attn_q.bias).
     Bq,
+    /// `bk` (attn_k.bias).
     Bk,
+    /// `bv` (attn_v.bias).
     Bv,
+    /// `q_norm` (attn_q_norm).
     QNorm,
+    /// `k_norm` (attn_k_norm).
     KNorm,
+    /// `post_attn_norm` (post_attention_norm).
     PostAttnNorm,
+    /// `ffn_norm`.
     FfnNorm,
+    /// `ffn_gate`.
     FfnGate,
+    /// `ffn_up`.
     FfnUp,
+    /// `ffn_down`.
     FfnDown,
+    /// `post_ffw_norm`.
     PostFfwNorm,
 }
 
@@ -288,7 +317,7 @@ pub struct Role<S: 'static> {
     pub shape: &'static [Dim],
 }
 
-/// A norm weight of `n` elements.
+/// An F32 vector role (a norm weight or a bias) of the given shape.
 pub const fn norm<S: Copy>(name: &'static str, slot: S, need: Need, shape: &'static [Dim]) -> Role<S> {
     Role { name, slot, need, elem: Elem::F32, shape }
 }

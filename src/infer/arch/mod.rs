@@ -113,7 +113,6 @@ mod libm_f32 {
     }
 }
 
-
 /// The architectures with a forward pass here, one descriptor each.
 pub const ARCHITECTURES: &[&Descriptor] = &[&llama::LLAMA, &qwen2::QWEN2, &gemma3::GEMMA3];
 
