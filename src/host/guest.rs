@@ -19,8 +19,11 @@ pub fn guest_wasm() -> &'static [u8] {
 /// Largest guest memory (the whole wasm32 address space).
 pub const GUEST_MEMORY_LIMIT: u64 = 4 << 30;
 
-fn engine_and_module() -> Result<&'static (Engine, Module, Linker<HostState>)> {
-    static CELL: OnceLock<std::result::Result<(Engine, Module, Linker<HostState>), String>> = OnceLock::new();
+/// The process-wide engine, the compiled guest and the linker holding the host-import table.
+type Runtime = (Engine, Module, Linker<HostState>);
+
+fn engine_and_module() -> Result<&'static Runtime> {
+    static CELL: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
     CELL.get_or_init(|| {
         let mut c = Config::new();
         // Cranelift's own optimizer is off: the guest is LLVM-optimized already, and with

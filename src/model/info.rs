@@ -161,7 +161,7 @@ pub fn type_histogram(gguf: &GgufFile) -> Vec<TypeCount> {
             None => out.push(TypeCount { ggml_type: t.ggml_type.name().to_string(), count: 1, bytes: t.bytes }),
         }
     }
-    out.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    out.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     out
 }
 
