@@ -10,7 +10,7 @@
 //! | `bridge` | a hostile guest calls `memory64_load_layer` / `memory64_read` / `memory64_stats` / `memory64_is_enabled` with random layers, pointers, lengths and offsets | a panic, a status outside abi's, a write outside the call's destination, or granted bytes that differ from the file |
 //!
 //! Findings are written to `fuzz/findings/` (ignored by git). `cargo run --release -p
-//! wasm-chord-fuzz -- help` gives the long-run command; `fuzz/tests/short.rs` runs every
+//! wasm-chord-fuzz -- help` gives the long-run command; `src/short.rs` runs every
 //! target for a few seconds in CI.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -257,6 +257,8 @@ pub fn load_target(data: &[u8], path: &Path, memory64: bool) -> Outcome {
 }
 
 pub mod bridge;
+#[cfg(test)]
+mod short;
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default)]

@@ -1,9 +1,11 @@
-//! The short fuzz run in CI: every target for a few seconds from a fixed seed, with no finding
-//! allowed. The long run is `cargo run --release -p wasm-chord-fuzz -- all --seconds N` (README).
+//! The short fuzz run in CI (`cargo test`): every target for a few seconds from a fixed seed,
+//! with no finding allowed. The long run is `cargo run --release -p wasm-chord-fuzz -- all
+//! --seconds N` (README). Unit tests of the library, so that `cargo test` links one test binary
+//! for the crate, not three.
 
 use std::time::Duration;
 
-use wasm_chord_fuzz::{Budget, FileTarget, Outcome, bridge::run_bridge_target, gguf_target, load_target, model_target, run_file_target, seeds};
+use crate::{Budget, FileTarget, Outcome, bridge::run_bridge_target, gguf_target, load_target, model_target, run_file_target, seeds};
 
 fn findings_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("findings")
