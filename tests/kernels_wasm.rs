@@ -464,41 +464,53 @@ fn simd_vec_dot_rows_x4_matches_reference() {
 /// The mat-mul tile (`vec_dot_tile`: weight rows × several activation rows, what prompt batches
 /// run; the K-quants decode each weight block once per tile of 4 tokens) gives, for every type,
 /// token count (whole tiles and remainders) and both orders (grouped: llama.cpp's x4 gemm for
-/// Q4_K), exactly what the mat-vec gives token by token.
+/// Q4_K), exactly what the mat-vec gives token by token; so does the tile over packed rows
+/// (`vec_dot_tile_packed`, the 32-element types in WHOLE mode), also for rows whose block count
+/// is no multiple of 4 (tail blocks stored as in the file) and rows longer than the kernels'
+/// prepared activation table (`MAX_PREP` blocks).
 #[test]
 fn simd_vec_dot_tile_equals_token_by_token() {
     let mut g = Guest::new();
     let mut rng = Rng(0x7113_0F_70C3);
     for t in WEIGHT_TYPES {
         let vt = t.vec_dot_type();
-        let n = if t.block_size() == QK_K { 1536 } else { 896 };
-        let (rb, arb, rows) = (t.row_bytes(n).unwrap(), vt.row_bytes(n).unwrap(), 5usize);
-        let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
-        for ntok in [1usize, 3, 4, 9] {
-            for grouped in [false, true] {
-                let mut a = vec![0u8; ntok * arb];
-                for tok in 0..ntok {
-                    let y: Vec<f32> = (0..n).map(|i| rng.f32() * if i % 89 == tok { 200.0 } else { 3.0 }).collect();
-                    let dst = &mut a[tok * arb..(tok + 1) * arb];
-                    if grouped && t == GgmlType::Q4_K { wasm_chord_kernels::quantize_row_q8_k_x4(&y, dst) } else { quantize_row_scalar(vt, &y, dst) }
-                }
-                let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows * ntok]));
-                let args = (t as i32, n as i32, rows as i32, wp, ap, ntok as i32, op, grouped as i32);
-                assert_eq!(g.tile.call(&mut g.store, args).unwrap(), 0);
-                let tiled = bytes_f32(&g.get(op, 4 * rows * ntok));
-                for tok in 0..ntok {
-                    let mp = g.put(&vec![0u8; 4 * rows]);
-                    let mode = if grouped { 2 } else { 1 };
-                    let r = g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap + (tok * arb) as i32, mp, mode)).unwrap();
-                    assert_eq!(r, 0);
-                    let one = bytes_f32(&g.get(mp, 4 * rows));
-                    for r in 0..rows {
-                        let (x, y) = (tiled[tok * rows + r], one[r]);
-                        assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{t:?} ntok={ntok} grouped={grouped} tok {tok} row {r}: tile {x} vs mat-vec {y}");
+        let lens: &[usize] = if t.block_size() == QK_K { &[1536] } else if t == GgmlType::Q5_0 { &[896, 928, 8224] } else { &[896, 928] };
+        for &n in lens {
+            let (rb, arb, rows) = (t.row_bytes(n).unwrap(), vt.row_bytes(n).unwrap(), 5usize);
+            let w: Vec<u8> = (0..rows).flat_map(|_| random_row_bytes(t, n, &mut rng)).collect();
+            let mut packed = w.clone();
+            let has_packed = wasm_chord_kernels::pack_rows(t, n, &mut packed);
+            for ntok in [1usize, 3, 4, 9] {
+                for mode in [0, 1, 2] {
+                    let grouped = mode == 1;
+                    if mode == 2 && !has_packed {
+                        continue;
                     }
-                    let want = if grouped { wasm_chord_kernels::vec_dot_ref_x4(t, n, &w[..rb], &a[tok * arb..]) } else { vec_dot_ref(t, n, &w[..rb], &a[tok * arb..]) };
-                    if host_has_fma() && BIT_EXACT.contains(&t) {
-                        assert_eq!(tiled[tok * rows].to_bits(), want.to_bits(), "{t:?} ntok={ntok} grouped={grouped} tok {tok}: tile vs scalar reference");
+                    let mut a = vec![0u8; ntok * arb];
+                    for tok in 0..ntok {
+                        let y: Vec<f32> = (0..n).map(|i| rng.f32() * if i % 89 == tok { 200.0 } else { 3.0 }).collect();
+                        let dst = &mut a[tok * arb..(tok + 1) * arb];
+                        if grouped && t == GgmlType::Q4_K { wasm_chord_kernels::quantize_row_q8_k_x4(&y, dst) } else { quantize_row_scalar(vt, &y, dst) }
+                    }
+                    let (wp, ap, op) = (g.put(&w), g.put(&a), g.put(&vec![0u8; 4 * rows * ntok]));
+                    let tp = if mode == 2 { g.put(&packed) } else { wp };
+                    let args = (t as i32, n as i32, rows as i32, tp, ap, ntok as i32, op, mode);
+                    assert_eq!(g.tile.call(&mut g.store, args).unwrap(), 0);
+                    let tiled = bytes_f32(&g.get(op, 4 * rows * ntok));
+                    for tok in 0..ntok {
+                        let mp = g.put(&vec![0u8; 4 * rows]);
+                        let mv = if grouped { 2 } else { 1 };
+                        let r = g.matvec.call(&mut g.store, (t as i32, n as i32, rows as i32, wp, ap + (tok * arb) as i32, mp, mv)).unwrap();
+                        assert_eq!(r, 0);
+                        let one = bytes_f32(&g.get(mp, 4 * rows));
+                        for r in 0..rows {
+                            let (x, y) = (tiled[tok * rows + r], one[r]);
+                            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{t:?} n={n} ntok={ntok} mode={mode} tok {tok} row {r}: tile {x} vs mat-vec {y}");
+                        }
+                        let want = if grouped { wasm_chord_kernels::vec_dot_ref_x4(t, n, &w[..rb], &a[tok * arb..]) } else { vec_dot_ref(t, n, &w[..rb], &a[tok * arb..]) };
+                        if host_has_fma() && BIT_EXACT.contains(&t) {
+                            assert_eq!(tiled[tok * rows].to_bits(), want.to_bits(), "{t:?} n={n} ntok={ntok} mode={mode} tok {tok}: tile vs scalar reference");
+                        }
                     }
                 }
             }
@@ -863,8 +875,9 @@ fn simd_kernel_table() {
         let big_rows = (64usize << 20) / t.row_bytes(n).unwrap();
         let dram = kernel_rates(&mut g, &mut rng, t, n, big_rows, 0);
         let best = |v: &[(&str, f64)]| v.iter().map(|x| x.1).fold(0.0, f64::max);
-        // Only the K-quants have a tile kernel; the other types run the mat-vec per row.
-        let tile = if matches!(t, GgmlType::Q4_K | GgmlType::Q6_K) {
+        // Q4_K, Q5_K, Q6_K and the packed 32-element types have a tile kernel; the other types
+        // run the mat-vec per row.
+        let tile = if matches!(t, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) || wasm_chord_kernels::has_packed_layout(t) {
             format!("{:.1}", best(&kernel_rates(&mut g, &mut rng, t, n, 1536, 32)))
         } else {
             "—".into()
@@ -902,7 +915,10 @@ fn kernel_rates(g: &mut Guest, rng: &mut Rng, t: GgmlType, n: usize, rows: usize
             if grouped { wasm_chord_kernels::quantize_row_q8_k_x4(&y, dst) } else { quantize_row_scalar(t.vec_dot_type(), &y, dst) }
         }
         let (tap, top) = (g.put(&acts), g.put(&vec![0u8; 4 * rows * ntok]));
-        let args = (t as i32, n as i32, rows as i32, wp, tap, ntok as i32, top, grouped as i32);
+        // The packed layout where the type has one (what WHOLE mode's prompt batches run).
+        let mut packed = w.clone();
+        let (tw, mode) = if wasm_chord_kernels::pack_rows(t, n, &mut packed) { (g.put(&packed), 2) } else { (wp, grouped as i32) };
+        let args = (t as i32, n as i32, rows as i32, tw, tap, ntok as i32, top, mode);
         let secs = time(g, &mut |g| assert_eq!(g.tile.call(&mut g.store, args).unwrap(), 0));
         out.push(("tile", (wb * rows * ntok) as f64 / secs / 1e9));
     } else {

@@ -6,7 +6,7 @@
 
 use wasm_chord_kernels::{
     GgmlType, dequantize_row, quantize_row, quantize_row_ref, quantize_row_scalar, vec_dot,
-    vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_tile, vec_dot_rows_x4,
+    vec_dot_packed_ref, vec_dot_ref, vec_dot_rows, vec_dot_rows_packed, vec_dot_tile, vec_dot_tile_packed, vec_dot_rows_x4,
 };
 
 use wasm_chord_abi::status::{ERR_BAD_POINTER, ERR_BAD_TYPE, OK};
@@ -152,11 +152,12 @@ pub extern "C" fn wc_kernel_matvec(
 
 /// A mat-mul tile ([`vec_dot_tile`]): `rows` weight rows at `w_ptr` times `ntok` activation rows
 /// at `a_ptr` (consecutive, each the vec_dot_type's row bytes), into `ntok × rows` f32 at
-/// `out_ptr` (token-major). `grouped` = 1: llama.cpp's grouped (x4) order. Returns 0, or a
+/// `out_ptr` (token-major). `mode` = 0: rows as stored ([`vec_dot_tile`]); 1: llama.cpp's
+/// grouped (x4) order; 2: rows in the packed layout ([`vec_dot_tile_packed`]). Returns 0, or a
 /// negative status.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // reason: a test export; plain integers across the ABI.
-pub extern "C" fn wc_kernel_tile(ggml_type: i32, n: i32, rows: i32, w_ptr: i32, a_ptr: i32, ntok: i32, out_ptr: i32, grouped: i32) -> i32 {
+pub extern "C" fn wc_kernel_tile(ggml_type: i32, n: i32, rows: i32, w_ptr: i32, a_ptr: i32, ntok: i32, out_ptr: i32, mode: i32) -> i32 {
     let Some((t, wb)) = ty(ggml_type, n) else {
         return ERR_BAD_TYPE;
     };
@@ -172,7 +173,11 @@ pub extern "C" fn wc_kernel_tile(ggml_type: i32, n: i32, rows: i32, w_ptr: i32, 
     let (Some(w), Some(a), Some(out)) = (mem(w_ptr, wt), mem(a_ptr, at), floats_mut(out_ptr, ot)) else {
         return ERR_BAD_POINTER;
     };
-    vec_dot_tile(t, n as usize, w, rows, a, ab, ntok, grouped != 0, out, rows);
+    if mode == 2 {
+        vec_dot_tile_packed(t, n as usize, w, rows, a, ab, ntok, out, rows);
+    } else {
+        vec_dot_tile(t, n as usize, w, rows, a, ab, ntok, mode == 1, out, rows);
+    }
     OK
 }
 

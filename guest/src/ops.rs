@@ -1,7 +1,7 @@
 //! The element-wise and row operations of the forward pass, each mirroring the ggml CPU op of the
 //! same name (numerics noted where they matter for matching llama.cpp token for token).
 
-use wasm_chord_kernels::{FA_TILE_KV, GgmlType, dot_f16, expf, f16_axpy, f16_scale, f16_to_f32, fa_tile, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_rows_packed, vec_dot_tile};
+use wasm_chord_kernels::{FA_TILE_KV, GgmlType, dot_f16, expf, f16_axpy, f16_scale, f16_to_f32, fa_tile, quantize_row, quantize_row_q8_k_x4, swiglu_v, vec_dot_tile, vec_dot_tile_packed};
 
 use crate::model::Tensor;
 
@@ -99,10 +99,7 @@ pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize
         }
         let (rows, first) = (chunk.len() / w.row_bytes, r0 + c * chunk_rows);
         if w.packed {
-            for t in 0..n {
-                let (o, a) = (t * w.rows + first, &qact[t * qrb..(t + 1) * qrb]);
-                vec_dot_rows_packed(w.ty, w.cols, chunk, a, &mut out[o..o + rows]);
-            }
+            vec_dot_tile_packed(w.ty, w.cols, chunk, rows, &qact[..n * qrb], qrb, n, &mut out[first..], w.rows);
             continue;
         }
         // Tokens [0, grouped) in llama.cpp's grouped order, the rest as single rows; each set as

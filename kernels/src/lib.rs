@@ -25,6 +25,7 @@
 //! pub fn vec_dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);     // mat-vec
 //! pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32]);  // grouped rows
 //! pub fn vec_dot_tile(t, n, w, rows, a, qrb, ntok, grouped, out, out_stride);          // rows × tokens (prompt batches)
+//! pub fn vec_dot_tile_packed(t, n, w, rows, a, qrb, ntok, out, out_stride);            // the same, packed rows
 //! pub fn pack_rows / unpack_rows / vec_dot_rows_packed / vec_dot_packed_ref  // packed layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 //! pub fn quantize_row_q8_k_x4(x: &[f32], out: &mut [u8]);  // Q8_K for grouped rows
 //! pub fn dot_f16 / f16_axpy / f16_scale / swiglu_v / expf  // attention and SwiGLU pieces (+ _ref)
@@ -182,31 +183,43 @@ pub fn vec_dot_rows_x4(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32
 /// length does not fit.
 #[allow(clippy::too_many_arguments)] // reason: the operands of one mat-mul tile, each a plain length or slice.
 pub fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], rows: usize, a: &[u8], qrb: usize, ntok: usize, grouped: bool, out: &mut [f32], out_stride: usize) {
-    let (rb, arb) = (t.row_bytes(n).unwrap_or(0), t.vec_dot_type().row_bytes(n).unwrap_or(usize::MAX));
-    let fits = rb > 0
-        && rows.checked_mul(rb).is_some_and(|b| w.len() >= b)
-        && (ntok == 0 || (qrb >= arb && (ntok - 1).checked_mul(qrb).and_then(|x| x.checked_add(arb)).is_some_and(|b| a.len() >= b)))
-        && out_stride >= rows
-        && (ntok == 0 || (ntok - 1).checked_mul(out_stride).and_then(|x| x.checked_add(rows)).is_some_and(|b| out.len() >= b));
-    if !fits {
-        debug_assert!(false, "vec_dot_tile: bad lengths for {t:?} n={n}");
-        for tok in 0..ntok {
-            let o = tok.saturating_mul(out_stride);
-            if let Some(o) = out.get_mut(o..o.saturating_add(rows).min(out.len())) {
-                o.fill(f32::NAN);
-            }
-        }
-        return;
-    }
+    let Some(rb) = tile_fits(t, n, w, rows, a, qrb, ntok, out, out_stride) else { return };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         simd_k::vec_dot_tile(t, n, &w[..rows * rb], a, qrb, ntok, grouped, out, out_stride)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
+        let arb = t.vec_dot_type().row_bytes(n).unwrap_or(0);
         for tok in 0..ntok {
             let o = &mut out[tok * out_stride..tok * out_stride + rows];
             dot_rows(t, n, &w[..rows * rb], &a[tok * qrb..tok * qrb + arb], o, grouped);
+        }
+    }
+}
+
+/// [`vec_dot_tile`] for weight rows in the packed layout ([`pack_rows`]; types without
+/// [`has_packed_layout`] are taken as stored, ungrouped): exactly what [`vec_dot_rows`] gives on
+/// the rows before packing, token by token, bit for bit; on wasm32 each packed weight block is
+/// decoded once for a tile of several tokens (prompt batches). Writes NaN into the covered
+/// outputs when a length does not fit.
+#[allow(clippy::too_many_arguments)] // reason: the operands of one mat-mul tile, each a plain length or slice.
+pub fn vec_dot_tile_packed(t: GgmlType, n: usize, w: &[u8], rows: usize, a: &[u8], qrb: usize, ntok: usize, out: &mut [f32], out_stride: usize) {
+    if !has_packed_layout(t) {
+        return vec_dot_tile(t, n, w, rows, a, qrb, ntok, false, out, out_stride);
+    }
+    let Some(rb) = tile_fits(t, n, w, rows, a, qrb, ntok, out, out_stride) else { return };
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd_packed::vec_dot_tile_packed(t, n, &w[..rows * rb], rb, a, qrb, ntok, out, out_stride)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let arb = t.vec_dot_type().row_bytes(n).unwrap_or(0);
+        for tok in 0..ntok {
+            for (r, row) in w[..rows * rb].chunks(rb).enumerate() {
+                out[tok * out_stride + r] = pack::vec_dot_packed_ref(t, n, row, &a[tok * qrb..tok * qrb + arb]);
+            }
         }
     }
 }
@@ -262,6 +275,30 @@ pub(crate) fn dot_rows(t: GgmlType, n: usize, w: &[u8], a: &[u8], out: &mut [f32
             *o = if grouped { vec_dot_ref_x4(t, n, row, a) } else { dot::vec_dot_ref(t, n, row, a) };
         }
     }
+}
+
+/// The row bytes when `w` holds `rows` rows of `n` elements of `t`, `a` holds `ntok` activation
+/// rows `qrb` apart and `out` `ntok` output rows `out_stride` apart; otherwise fills the covered
+/// outputs with NaN (and debug-asserts).
+#[allow(clippy::too_many_arguments)] // reason: the operands of one mat-mul tile.
+fn tile_fits(t: GgmlType, n: usize, w: &[u8], rows: usize, a: &[u8], qrb: usize, ntok: usize, out: &mut [f32], out_stride: usize) -> Option<usize> {
+    let (rb, arb) = (t.row_bytes(n).unwrap_or(0), t.vec_dot_type().row_bytes(n).unwrap_or(usize::MAX));
+    let fits = rb > 0
+        && rows.checked_mul(rb).is_some_and(|b| w.len() >= b)
+        && (ntok == 0 || (qrb >= arb && (ntok - 1).checked_mul(qrb).and_then(|x| x.checked_add(arb)).is_some_and(|b| a.len() >= b)))
+        && out_stride >= rows
+        && (ntok == 0 || (ntok - 1).checked_mul(out_stride).and_then(|x| x.checked_add(rows)).is_some_and(|b| out.len() >= b));
+    if !fits {
+        debug_assert!(false, "vec_dot_tile: bad lengths for {t:?} n={n}");
+        for tok in 0..ntok {
+            let o = tok.saturating_mul(out_stride);
+            if let Some(o) = out.get_mut(o..o.saturating_add(rows).min(out.len())) {
+                o.fill(f32::NAN);
+            }
+        }
+        return None;
+    }
+    Some(rb)
 }
 
 /// The row bytes when `w` holds `out.len()` rows of `n` elements of `t` and `a` one activation

@@ -152,7 +152,7 @@ pub(crate) unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v
 // ---------------------------------------------------------------------------------------------
 
 /// [`crate::vec_dot_tile`] on wasm32 (lengths checked by the caller; `w` holds whole rows):
-/// tiles of 4 activation rows (Q4_K grouped, Q6_K), the rest row by row; each weight row of a
+/// tiles of 4 activation rows (Q4_K grouped, Q5_K, Q6_K), the rest row by row; each weight row of a
 /// tile is read while the tile's activation rows stay in L1.
 #[allow(clippy::too_many_arguments)] // reason: forwarded from `vec_dot_tile`.
 pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize, ntok: usize, grouped: bool, out: &mut [f32], out_stride: usize) {
@@ -161,7 +161,7 @@ pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize
     let rows = w.len() / rb.max(1);
     let tiled = match t {
         GgmlType::Q4_K => grouped,
-        GgmlType::Q6_K => true,
+        GgmlType::Q5_K | GgmlType::Q6_K => true,
         _ => false,
     };
     let mut tok = 0;
@@ -172,7 +172,11 @@ pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize
                 // SAFETY: the row holds nb blocks; `at` holds 4 activation rows qrb apart (checked
                 // by the caller: (ntok − 1)·qrb + arb bytes from the first).
                 let v = unsafe {
-                    if t == GgmlType::Q4_K { crate::formats::q4_k::simd::tile_q4_k_x4(nb, row, at, qrb) } else { crate::formats::q6_k::simd::tile_q6_k::<4>(nb, row, at, qrb) }
+                    match t {
+                        GgmlType::Q4_K => crate::formats::q4_k::simd::tile_q4_k_x4(nb, row, at, qrb),
+                        GgmlType::Q5_K => crate::formats::q5_k::simd::tile_q5_k_x4(nb, row, at, qrb),
+                        _ => crate::formats::q6_k::simd::tile_q6_k::<4>(nb, row, at, qrb),
+                    }
                 };
                 for (k, &v) in v.iter().enumerate() {
                     out[(tok + k) * out_stride + r] = v;

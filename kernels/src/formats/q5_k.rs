@@ -1,7 +1,7 @@
 //! Q5_K (`block_q5_K`), the 5-bit K-quant (no real file here uses it; tested on written files):
 //! the block, its dequantizer and reference quantizer, its scalar reference dot with Q8_K in
 //! ggml's `_generic` order, and the wasm32 SIMD mat-vec (the same integer sums, its float terms
-//! summed in 4 lanes).
+//! summed in 4 lanes) and prompt tile (the mat-vec's sums for 4 activation rows).
 
 use crate::dot::{KParts, qk_k_parts};
 use crate::f16::f16_to_f32;
@@ -124,7 +124,6 @@ pub(crate) mod simd {
     /// `w` holds `nb` Q5_K blocks, `a` `nb` Q8_K blocks.
     pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
-        let b4 = u8x16_splat(0x10);
         for ib in 0..nb {
             let (bw, ba) = (ib * Q5K_BYTES, ib * Q8K_BYTES);
             let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
@@ -136,18 +135,11 @@ pub(crate) mod simd {
             let (qh0, qh1) = unsafe { (ldo(w, bw, off::Q5K_QH), ldo(w, bw, off::Q5K_QH + 16)) };
             let mut isum = ZERO;
             unroll!(J in [0, 1, 2, 3] {
-                let (qo, e) = (off::Q5K_QS + 32 * J, off::Q8K_QS + 64 * J);
-                // SAFETY: 32 qs bytes of chunk J; 64 activation quants of chunk J.
-                let (q0, q1, y0, y1, y2, y3) = unsafe {
-                    (ldo(w, bw, qo), ldo(w, bw, qo + 16), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
+                let e = off::Q8K_QS + 64 * J;
+                // SAFETY: block ib starts at bw; 64 activation quants of chunk J.
+                let ([l0, l1, h0, h1], y0, y1, y2, y3) = unsafe {
+                    (chunk::<J>(w, bw, qh0, qh1), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
                 };
-                let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
-                let sh = 2 * J as u32;
-                let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
-                let l0 = v128_or(l0, v128_and(i8x16_shl(s0, 4), b4));
-                let l1 = v128_or(l1, v128_and(i8x16_shl(s1, 4), b4));
-                let h0 = v128_or(h0, v128_and(i8x16_shl(s0, 3), b4));
-                let h1 = v128_or(h1, v128_and(i8x16_shl(s1, 3), b4));
                 // Pairs of 4 products ≤ 4·31·128 in magnitude: i16 sums are exact.
                 let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
                 let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
@@ -160,5 +152,73 @@ pub(crate) mod simd {
             accm += (dmin * dy) * summs as f32;
         }
         hsum_f32(acc) - accm
+    }
+
+    /// The 32 quants of chunk `J` (elements 64J .. 64J+64) of the block at `bw`, fifth bits
+    /// placed: (low nibbles 0..16, 16..32, high nibbles 0..16, 16..32) with `qh` = (qh0, qh1).
+    ///
+    /// # Safety
+    /// A Q5_K block starts at `bw`.
+    #[inline(always)]
+    unsafe fn chunk<const J: usize>(w: &[u8], bw: usize, qh0: v128, qh1: v128) -> [v128; 4] {
+        let b4 = u8x16_splat(0x10);
+        // SAFETY: 32 qs bytes of chunk J.
+        let (q0, q1) = unsafe { (ldo(w, bw, off::Q5K_QS + 32 * J), ldo(w, bw, off::Q5K_QS + 32 * J + 16)) };
+        let ((l0, h0), (l1, h1)) = (nibbles(q0), nibbles(q1));
+        let sh = 2 * J as u32;
+        let (s0, s1) = (u8x16_shr(qh0, sh), u8x16_shr(qh1, sh));
+        [
+            v128_or(l0, v128_and(i8x16_shl(s0, 4), b4)),
+            v128_or(l1, v128_and(i8x16_shl(s1, 4), b4)),
+            v128_or(h0, v128_and(i8x16_shl(s0, 3), b4)),
+            v128_or(h1, v128_and(i8x16_shl(s1, 3), b4)),
+        ]
+    }
+
+    /// A tile of 4 activation rows (each exactly as [`dot_q5_k`] sums it): each 64-element chunk
+    /// of a weight block is decoded once and dotted with the 4 rows while in registers. `a`
+    /// holds the 4 rows `qrb` bytes apart.
+    ///
+    /// # Safety
+    /// `w` holds `nb` Q5_K blocks; `a` holds 4 rows of `nb` Q8_K blocks, `qrb` bytes apart.
+    pub(crate) unsafe fn tile_q5_k_x4(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; 4] {
+        let (mut acc, mut accm) = ([f32x4_splat(0.0); 4], [0.0f32; 4]);
+        for ib in 0..nb {
+            let bw = ib * Q5K_BYTES;
+            let ba: [usize; 4] = core::array::from_fn(|r| r * qrb + ib * Q8K_BYTES);
+            let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
+            let (sc16, mins16) = (widen8(scales), widen8(mins));
+            // SAFETY: Q8_K block ib of each row.
+            let summs: [i32; 4] = core::array::from_fn(|r| {
+                let (m01, m23) = unsafe { k4_min_terms(a, ba[r], mins16) };
+                hsum_i32(i32x4_add(m01, m23))
+            });
+            // SAFETY: qh is 32 bytes inside block ib.
+            let (qh0, qh1) = unsafe { (ldo(w, bw, off::Q5K_QH), ldo(w, bw, off::Q5K_QH + 16)) };
+            let mut isum = [ZERO; 4];
+            unroll!(J in [0, 1, 2, 3] {
+                // SAFETY: block ib starts at bw.
+                let q = unsafe { chunk::<J>(w, bw, qh0, qh1) };
+                let (s_lo, s_hi) = (lane16(sc16, 2 * J), lane16(sc16, 2 * J + 1));
+                let e = off::Q8K_QS + 64 * J;
+                for r in 0..4 {
+                    // SAFETY: 64 activation quants of chunk J of row r's block ib.
+                    let (y0, y1, y2, y3) = unsafe { (ldo(a, ba[r], e), ldo(a, ba[r], e + 16), ldo(a, ba[r], e + 32), ldo(a, ba[r], e + 48)) };
+                    let pl = i16x8_add(pairs_u7(y0, q[0]), pairs_u7(y1, q[1]));
+                    let ph = i16x8_add(pairs_u7(y2, q[2]), pairs_u7(y3, q[3]));
+                    isum[r] = i32x4_add(isum[r], i32x4_dot_i16x8(pl, s_lo));
+                    isum[r] = i32x4_add(isum[r], i32x4_dot_i16x8(ph, s_hi));
+                }
+            });
+            // SAFETY: the scale fields lie inside weight block ib.
+            let (d, dmin) = unsafe { (hu(w, bw), hu(w, bw + 2)) };
+            for r in 0..4 {
+                // SAFETY: Q8_K block ib of row r.
+                let dy = unsafe { q8k_d(a, ba[r]) };
+                acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_convert_i32x4(isum[r]), f32x4_splat(d * dy)));
+                accm[r] += (dmin * dy) * summs[r] as f32;
+            }
+        }
+        core::array::from_fn(|r| hsum_f32(acc[r]) - accm[r])
     }
 }

@@ -98,17 +98,22 @@ pub(crate) mod simd {
     impl Packed32 for Q8_0P {
         type F = Q8_0F;
         type G = ();
+        type Q = [v128; 4];
         #[inline(always)]
         unsafe fn group(_: &[u8], _: usize) {}
         #[inline(always)]
-        unsafe fn lanes<const K: usize>(w: &[u8], g: usize, _: (), y: &[v128; 4]) -> (v128, v128) {
+        unsafe fn quants<const K: usize>(w: &[u8], g: usize, _: ()) -> [v128; 4] {
             // SAFETY: block K's quants at +QS + 32K .. +QS + 32K + 32 of the group.
             const QS: usize = LAYOUTS[4].packed_qs();
             let (x0, x1) = unsafe { (ldo(w, g, QS + 32 * K), ldo(w, g, QS + 16 + 32 * K)) };
-            let half = |x: v128, ya: v128, yb: v128| {
-                i32x4_add(i32x4_dot_i16x8(i16x8_extend_low_i8x16(x), ya), i32x4_dot_i16x8(i16x8_extend_high_i8x16(x), yb))
-            };
-            (half(x0, y[0], y[1]), half(x1, y[2], y[3]))
+            [i16x8_extend_low_i8x16(x0), i16x8_extend_high_i8x16(x0), i16x8_extend_low_i8x16(x1), i16x8_extend_high_i8x16(x1)]
+        }
+        #[inline(always)]
+        fn dot(x: [v128; 4], y: &[v128; 4]) -> (v128, v128) {
+            (
+                i32x4_add(i32x4_dot_i16x8(x[0], y[0]), i32x4_dot_i16x8(x[1], y[1])),
+                i32x4_add(i32x4_dot_i16x8(x[2], y[2]), i32x4_dot_i16x8(x[3], y[3])),
+            )
         }
     }
 }
