@@ -166,6 +166,26 @@ fn architecture_unknown_or_with_unimplemented_features() {
     assert_rejected("vlen", &w, E::UnsupportedArch, &["value_length = 4 differs from the key length 8"]);
 }
 
+/// The special-token ids a file gives reach the tokenizer, each from its own key.
+#[test]
+fn special_token_ids_from_their_keys() {
+    let mut w = with_tokenizer(base(), VOCAB as usize);
+    let ids = [("bos", 11), ("eos", 12), ("eot", 13), ("eom", 14), ("unknown", 15), ("seperator", 16), ("padding", 17), ("fim_pad", 18), ("fim_rep", 19), ("fim_sep", 20)];
+    for (k, v) in ids {
+        w.kv(&format!("tokenizer.ggml.{k}_token_id"), GgufValue::U32(v));
+    }
+    let dir = common::temp_dir("special-ids");
+    let path = dir.join("m.gguf");
+    w.write_to(&path).unwrap();
+    let m = Memory64GGUFLoader::new(&path, LoadOptions::default()).load().unwrap();
+    let t = m.tokenizer().unwrap();
+    assert_eq!((t.bos(), t.eos(), t.eot(), t.eom(), t.unk(), t.sep(), t.pad()), (Some(11), Some(12), Some(13), Some(14), Some(15), Some(16), Some(17)));
+    for id in [12, 13, 14, 18, 19, 20] {
+        assert!(t.is_eog(id), "{id} should end generation");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn tokenizer_defects() {
     let mut w = with_tokenizer(base(), VOCAB as usize);

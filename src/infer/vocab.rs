@@ -21,41 +21,51 @@ pub fn tokenizer_from_gguf(gguf: &GgufFile) -> Result<Arc<Tokenizer>> {
         return fail(E::UnsupportedTokenizer, "the file has no tokenizer (tokenizer.ggml.model is missing)");
     };
     let tokens = strings(gguf, "tokenizer.ggml.tokens")?.ok_or_else(|| ChordError::new(E::GgufBadTokenizer, "tokenizer.ggml.tokens is missing"))?;
-    let data = VocabData {
+    let mut data = VocabData {
         model: model.to_string(),
         pre: gguf.get_str("tokenizer.ggml.pre").map(str::to_string),
         tokens,
         scores: numbers(gguf, "tokenizer.ggml.scores")?.map(|v| v.into_iter().map(|x| x as f32).collect()),
         token_types: numbers(gguf, "tokenizer.ggml.token_type")?.map(|v| v.into_iter().map(|x| x as i32).collect()),
         merges: strings(gguf, "tokenizer.ggml.merges")?,
-        bos_token_id: id(gguf, "bos_token_id"),
-        eos_token_id: id(gguf, "eos_token_id"),
-        eot_token_id: id(gguf, "eot_token_id"),
-        eom_token_id: id(gguf, "eom_token_id"),
-        unknown_token_id: id(gguf, "unknown_token_id"),
-        separator_token_id: id(gguf, "seperator_token_id"),
-        padding_token_id: id(gguf, "padding_token_id"),
-        mask_token_id: id(gguf, "mask_token_id"),
-        // llama.cpp lets the deprecated prefix/suffix/middle keys win over fim_*.
-        fim_pre_token_id: id(gguf, "prefix_token_id").or_else(|| id(gguf, "fim_pre_token_id")),
-        fim_suf_token_id: id(gguf, "suffix_token_id").or_else(|| id(gguf, "fim_suf_token_id")),
-        fim_mid_token_id: id(gguf, "middle_token_id").or_else(|| id(gguf, "fim_mid_token_id")),
-        fim_pad_token_id: id(gguf, "fim_pad_token_id"),
-        fim_rep_token_id: id(gguf, "fim_rep_token_id"),
-        fim_sep_token_id: id(gguf, "fim_sep_token_id"),
         add_bos_token: flag(gguf, "add_bos_token"),
         add_eos_token: flag(gguf, "add_eos_token"),
         add_space_prefix: flag(gguf, "add_space_prefix"),
         general_name: gguf.get_str("general.name").map(str::to_string),
+        ..VocabData::default()
     };
+    for (key, field) in SPECIAL_IDS {
+        if let Some(v) = id(gguf, key) {
+            *field(&mut data) = Some(v);
+        }
+    }
     Vocab::new(data).map(Arc::new).map_err(map_error)
 }
 
-/// The special-token keys (`tokenizer.ggml.{key}`) whose ids must name a token of the vocabulary.
-const SPECIAL_ID_KEYS: &[&str] = &[
-    "bos_token_id", "eos_token_id", "eot_token_id", "eom_token_id", "unknown_token_id", "seperator_token_id", "padding_token_id", "mask_token_id",
-    "prefix_token_id", "suffix_token_id", "middle_token_id", "fim_pre_token_id", "fim_suf_token_id", "fim_mid_token_id", "fim_pad_token_id",
-    "fim_rep_token_id", "fim_sep_token_id",
+/// The `VocabData` field a special-token id goes to.
+type IdField = fn(&mut VocabData) -> &mut Option<u32>;
+
+/// Every special-token key (`tokenizer.ggml.{key}`) and the field its id sets; each id must name
+/// a token of the vocabulary. A later key overrides an earlier one for the same field: llama.cpp
+/// lets the deprecated prefix/suffix/middle keys win over `fim_pre`/`fim_suf`/`fim_mid`.
+const SPECIAL_IDS: &[(&str, IdField)] = &[
+    ("bos_token_id", |d| &mut d.bos_token_id),
+    ("eos_token_id", |d| &mut d.eos_token_id),
+    ("eot_token_id", |d| &mut d.eot_token_id),
+    ("eom_token_id", |d| &mut d.eom_token_id),
+    ("unknown_token_id", |d| &mut d.unknown_token_id),
+    ("seperator_token_id", |d| &mut d.separator_token_id),
+    ("padding_token_id", |d| &mut d.padding_token_id),
+    ("mask_token_id", |d| &mut d.mask_token_id),
+    ("fim_pre_token_id", |d| &mut d.fim_pre_token_id),
+    ("fim_suf_token_id", |d| &mut d.fim_suf_token_id),
+    ("fim_mid_token_id", |d| &mut d.fim_mid_token_id),
+    ("prefix_token_id", |d| &mut d.fim_pre_token_id),
+    ("suffix_token_id", |d| &mut d.fim_suf_token_id),
+    ("middle_token_id", |d| &mut d.fim_mid_token_id),
+    ("fim_pad_token_id", |d| &mut d.fim_pad_token_id),
+    ("fim_rep_token_id", |d| &mut d.fim_rep_token_id),
+    ("fim_sep_token_id", |d| &mut d.fim_sep_token_id),
 ];
 
 /// The tokenizer of a model whose embedding table has `n_vocab` rows, checked at load. A file
@@ -71,7 +81,7 @@ pub fn model_tokenizer(gguf: &GgufFile, n_vocab: u32) -> Result<std::result::Res
         Err(e) => return Err(e),
     };
     let n = tok.n_tokens();
-    for key in SPECIAL_ID_KEYS {
+    for (key, _) in SPECIAL_IDS {
         let key = format!("tokenizer.ggml.{key}");
         if let Some(v) = gguf.get(&key)
             && v.as_u64().is_none_or(|id| id >= u64::from(n))

@@ -197,11 +197,14 @@ pub fn resolve(gguf: &GgufFile, units: &UnitTable, n_ctx: Option<u32>) -> Result
     }
     // A tensor no role names would be ignored by the forward pass: the output would be wrong.
     for t in &gguf.tensors {
-        let role_name = match crate::model::layer_of(&t.name) {
-            Some(_) => t.name.splitn(3, '.').nth(2).unwrap_or(""),
-            None => t.name.as_str(),
+        let is_known = match crate::model::layer_of(&t.name) {
+            // blk.{i}.{role}: a layer role of the descriptor.
+            Some(_) => {
+                let role_name = t.name.splitn(3, '.').nth(2).unwrap_or("");
+                d.layer.iter().copied().flatten().any(|r| r.name == role_name)
+            }
+            None => known.contains(t.name.as_str()),
         };
-        let is_known = if crate::model::layer_of(&t.name).is_some() { d.layer.iter().copied().flatten().any(|r| r.name == role_name) } else { known.contains(role_name) };
         if !is_known {
             return fail(E::UnsupportedArch, format!("tensor {:?} has no role in a {} model here (the forward pass would ignore it and compute something else)", t.name, d.name));
         }
