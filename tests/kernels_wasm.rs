@@ -875,9 +875,9 @@ fn simd_kernel_table() {
         let big_rows = (64usize << 20) / t.row_bytes(n).unwrap();
         let dram = kernel_rates(&mut g, &mut rng, t, n, big_rows, 0);
         let best = |v: &[(&str, f64)]| v.iter().map(|x| x.1).fold(0.0, f64::max);
-        // Q4_K, Q5_K, Q6_K and the packed 32-element types have a tile kernel; the other types
-        // run the mat-vec per row.
-        let tile = if matches!(t, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) || wasm_chord_kernels::has_packed_layout(t) {
+        // The K-quants and the packed 32-element types have a tile kernel; the float types run
+        // the mat-vec per row.
+        let tile = if t.block_size() == QK_K || wasm_chord_kernels::has_packed_layout(t) {
             format!("{:.1}", best(&kernel_rates(&mut g, &mut rng, t, n, 1536, 32)))
         } else {
             "—".into()

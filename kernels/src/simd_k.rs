@@ -97,27 +97,33 @@ pub(crate) fn k4_scales_mins(s: &[u8]) -> (u64, u64) {
     )
 }
 
-/// The integer sums of a 256-element block of 2- or 3-bit quants (Q2_K, Q3_K) with the Q8_K block
-/// at `ba` of `a`, 32 elements at a time: chunk C = (n, j) = (C / 4, C % 4) reads the 32 quant
-/// bytes of half n at `qs + 32n` of `w` and `quants(C, lo, hi)` makes its quants (0..=127) from
-/// them; quants × activation bytes summed in pairs to i16 (`pmaddubsw`, exact for quants ≤ 7:
-/// |2·7·128| < 2^15), times sub-block scales 2C and 2C+1 of `sc` (i16 lanes: scales 0..8, 8..16)
-/// by `i32x4.dot_i16x8_s` (`pmaddwd`), so lane L holds elements 4L..4L+3 of each half, as the
-/// scalar references sum them.
+/// The integer sums of a 256-element block of 2- or 3-bit quants (Q2_K, Q3_K) with the Q8_K
+/// blocks at `ba[r]` of `a` (one per activation row: 1 for the mat-vec, 4 for a tile), 32
+/// elements at a time: chunk C = (n, j) = (C / 4, C % 4) reads the 32 quant bytes of half n at
+/// `qs + 32n` of `w` and `quants(C, lo, hi)` makes its quants (0..=127) from them, once for all
+/// the rows; quants × activation bytes summed in pairs to i16 (`pmaddubsw`, exact for quants ≤
+/// 7: |2·7·128| < 2^15), times sub-block scales 2C and 2C+1 of `sc` (i16 lanes: scales 0..8,
+/// 8..16) by `i32x4.dot_i16x8_s` (`pmaddwd`), so lane L holds elements 4L..4L+3 of each half, as
+/// the scalar references sum them.
 ///
 /// # Safety
-/// 64 quant bytes at `qs` of `w`; a Q8_K block at `ba` of `a`.
+/// 64 quant bytes at `qs` of `w`; a Q8_K block at each `ba[r]` of `a`.
 #[inline(always)]
-pub(crate) unsafe fn low_bit_sums(w: &[u8], qs: usize, a: &[u8], ba: usize, sc: (v128, v128), quants: impl Fn(usize, v128, v128) -> (v128, v128)) -> v128 {
-    let mut isum = i32x4_splat(0);
+pub(crate) unsafe fn low_bit_sums<const R: usize>(w: &[u8], qs: usize, a: &[u8], ba: [usize; R], sc: (v128, v128), quants: impl Fn(usize, v128, v128) -> (v128, v128)) -> [v128; R] {
+    let mut isum = [i32x4_splat(0); R];
     unroll!(C in [0, 1, 2, 3, 4, 5, 6, 7] {
         let (q, e) = (qs + 32 * (C / 4), off::Q8K_QS + 32 * C);
-        // SAFETY: 32 quant bytes of half C / 4; activation quants e .. e+32 (caller).
-        let (q0, q1, y0, y1) = unsafe { (ldo(w, q, 0), ldo(w, q, 16), ldo(a, ba, e), ldo(a, ba, e + 16)) };
+        // SAFETY: 32 quant bytes of half C / 4 (caller).
+        let (q0, q1) = unsafe { (ldo(w, q, 0), ldo(w, q, 16)) };
         let (v0, v1) = quants(C, q0, q1);
         let s = if C < 4 { sc.0 } else { sc.1 };
-        isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y0, v0), lane16(s, (2 * C) % 8)));
-        isum = i32x4_add(isum, i32x4_dot_i16x8(pairs_u7(y1, v1), lane16(s, (2 * C + 1) % 8)));
+        let (s0, s1) = (lane16(s, (2 * C) % 8), lane16(s, (2 * C + 1) % 8));
+        for r in 0..R {
+            // SAFETY: activation quants e .. e+32 of row r's block (caller).
+            let (y0, y1) = unsafe { (ldo(a, ba[r], e), ldo(a, ba[r], e + 16)) };
+            isum[r] = i32x4_add(isum[r], i32x4_dot_i16x8(pairs_u7(y0, v0), s0));
+            isum[r] = i32x4_add(isum[r], i32x4_dot_i16x8(pairs_u7(y1, v1), s1));
+        }
     });
     isum
 }
@@ -152,7 +158,7 @@ pub(crate) unsafe fn k4_min_terms(a: &[u8], ba: usize, mins16: v128) -> (v128, v
 // ---------------------------------------------------------------------------------------------
 
 /// [`crate::vec_dot_tile`] on wasm32 (lengths checked by the caller; `w` holds whole rows):
-/// tiles of 4 activation rows (Q4_K grouped, Q5_K, Q6_K), the rest row by row; each weight row of a
+/// tiles of 4 activation rows (Q2_K, Q3_K, Q4_K grouped, Q5_K, Q6_K), the rest row by row; each weight row of a
 /// tile is read while the tile's activation rows stay in L1.
 #[allow(clippy::too_many_arguments)] // reason: forwarded from `vec_dot_tile`.
 pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize, ntok: usize, grouped: bool, out: &mut [f32], out_stride: usize) {
@@ -161,7 +167,7 @@ pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize
     let rows = w.len() / rb.max(1);
     let tiled = match t {
         GgmlType::Q4_K => grouped,
-        GgmlType::Q5_K | GgmlType::Q6_K => true,
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q5_K | GgmlType::Q6_K => true,
         _ => false,
     };
     let mut tok = 0;
@@ -173,6 +179,8 @@ pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize
                 // by the caller: (ntok − 1)·qrb + arb bytes from the first).
                 let v = unsafe {
                     match t {
+                        GgmlType::Q2_K => crate::formats::q2_k::simd::rows_q2_k::<4>(nb, row, at, qrb),
+                        GgmlType::Q3_K => crate::formats::q3_k::simd::rows_q3_k::<4>(nb, row, at, qrb),
                         GgmlType::Q4_K => crate::formats::q4_k::simd::tile_q4_k_x4(nb, row, at, qrb),
                         GgmlType::Q5_K => crate::formats::q5_k::simd::tile_q5_k_x4(nb, row, at, qrb),
                         _ => crate::formats::q6_k::simd::tile_q6_k::<4>(nb, row, at, qrb),

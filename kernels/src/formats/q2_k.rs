@@ -150,17 +150,30 @@ pub(crate) mod simd {
     /// # Safety
     /// `w` holds `nb` blocks of 84 bytes, `a` `nb` Q8_K blocks.
     pub(crate) unsafe fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-        let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
+        // SAFETY: forwarded (one activation row).
+        unsafe { rows_q2_k::<1>(nb, w, a, 0)[0] }
+    }
+
+    /// [`dot_q2_k`] for `R` activation rows `qrb` bytes apart in `a` (a prompt tile for R = 4):
+    /// each weight block decoded once, each row's sums and float terms exactly as [`dot_q2_k`]'s.
+    ///
+    /// # Safety
+    /// `w` holds `nb` blocks of 84 bytes; `a` holds `R` rows of `nb` Q8_K blocks, `qrb` bytes apart.
+    #[inline(always)]
+    pub(crate) unsafe fn rows_q2_k<const R: usize>(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; R] {
+        let (mut acc, mut accm) = ([f32x4_splat(0.0); R], [0.0f32; R]);
         let three = u8x16_splat(3);
         for ib in 0..nb {
-            let (bw, ba) = (ib * 84, ib * Q8K_BYTES);
+            let bw = ib * 84;
+            let ba: [usize; R] = core::array::from_fn(|r| r * qrb + ib * Q8K_BYTES);
             // SAFETY: scales are 16 bytes at the block start.
             let scv = unsafe { ldo(w, bw, off::Q2K_SCALES) };
-            // SAFETY: Q8_K block ib.
-            let summs = hsum_i32(unsafe { bsums_dot(a, ba, u8x16_shr(scv, 4)) });
+            let mins = u8x16_shr(scv, 4);
+            // SAFETY: Q8_K block ib of each row.
+            let summs: [i32; R] = core::array::from_fn(|r| hsum_i32(unsafe { bsums_dot(a, ba[r], mins) }));
             let s4 = v128_and(scv, u8x16_splat(0xF));
             let (sc_lo, sc_hi) = (u16x8_extend_low_u8x16(s4), u16x8_extend_high_u8x16(s4));
-            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib.
+            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib of each row.
             let isum = unsafe {
                 low_bit_sums(w, bw + off::Q2K_QS, a, ba, (sc_lo, sc_hi), |c, q0, q1| {
                     // 16-bit shifts: the bits that cross into a byte are masked off.
@@ -168,13 +181,15 @@ pub(crate) mod simd {
                     (v128_and(u16x8_shr(q0, sh), three), v128_and(u16x8_shr(q1, sh), three))
                 })
             };
-            // SAFETY: Q8_K block ib.
-            let dy = unsafe { q8k_d(a, ba) };
-            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-            acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q2K_D) } * dy);
-            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-            accm += (unsafe { hu(w, bw + off::Q2K_DMIN) } * dy) * summs as f32;
+            // SAFETY: the scale fields lie inside weight block ib.
+            let (d, dmin) = unsafe { (hu(w, bw + off::Q2K_D), hu(w, bw + off::Q2K_DMIN)) };
+            for r in 0..R {
+                // SAFETY: Q8_K block ib of row r.
+                let dy = unsafe { q8k_d(a, ba[r]) };
+                acc[r] = fma_block(acc[r], isum[r], d * dy);
+                accm[r] += (dmin * dy) * summs[r] as f32;
+            }
         }
-        hsum_f32(acc) - accm
+        core::array::from_fn(|r| hsum_f32(acc[r]) - accm[r])
     }
 }

@@ -184,18 +184,32 @@ pub(crate) mod simd {
     /// # Safety
     /// `w` holds `nb` blocks of 110 bytes, `a` `nb` Q8_K blocks.
     pub(crate) unsafe fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-        let mut acc = f32x4_splat(0.0);
+        // SAFETY: forwarded (one activation row).
+        unsafe { rows_q3_k::<1>(nb, w, a, 0)[0] }
+    }
+
+    /// [`dot_q3_k`] for `R` activation rows `qrb` bytes apart in `a` (a prompt tile for R = 4):
+    /// each weight block (scales, high bits, quants) decoded once, each row's sums and float
+    /// terms exactly as [`dot_q3_k`]'s.
+    ///
+    /// # Safety
+    /// `w` holds `nb` blocks of 110 bytes; `a` holds `R` rows of `nb` Q8_K blocks, `qrb` bytes
+    /// apart.
+    #[inline(always)]
+    pub(crate) unsafe fn rows_q3_k<const R: usize>(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; R] {
+        let mut acc = [f32x4_splat(0.0); R];
         let (three, four) = (u8x16_splat(3), u8x16_splat(4));
         for ib in 0..nb {
-            let (bw, ba) = (ib * 110, ib * Q8K_BYTES);
+            let bw = ib * 110;
+            let ba: [usize; R] = core::array::from_fn(|r| r * qrb + ib * Q8K_BYTES);
             // SAFETY: block ib of w.
             let scv = unsafe { scales(w, bw) };
-            // SAFETY: Q8_K block ib.
-            let corr = unsafe { bsums_dot(a, ba, scv) };
+            // SAFETY: Q8_K block ib of each row.
+            let corr: [v128; R] = core::array::from_fn(|r| unsafe { bsums_dot(a, ba[r], scv) });
             let (sc_lo, sc_hi) = (i16x8_extend_low_i8x16(scv), i16x8_extend_high_i8x16(scv));
             // SAFETY: hmask is 32 bytes at the block start.
             let (m0, m1) = unsafe { (ldo(w, bw, off::Q3K_HMASK), ldo(w, bw, off::Q3K_HMASK + 16)) };
-            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib.
+            // SAFETY: qs are 64 bytes of block ib; Q8_K block ib of each row.
             let isum = unsafe {
                 low_bit_sums(w, bw + off::Q3K_QS, a, ba, (sc_lo, sc_hi), |c, q0, q1| {
                     // Bits 2j of the qs bytes, and bit hb = 4n + j of each hmask byte moved to
@@ -205,10 +219,14 @@ pub(crate) mod simd {
                     (v128_or(v128_and(u16x8_shr(q0, sh), three), high(m0)), v128_or(v128_and(u16x8_shr(q1, sh), three), high(m1)))
                 })
             };
-            let isum = i32x4_sub(isum, i32x4_shl(corr, 2));
-            // SAFETY: the scale fields lie inside weight block ib; Q8_K block ib exists.
-            acc = fma_block(acc, isum, unsafe { hu(w, bw + off::Q3K_D) * q8k_d(a, ba) });
+            // SAFETY: the scale fields lie inside weight block ib.
+            let d = unsafe { hu(w, bw + off::Q3K_D) };
+            for r in 0..R {
+                let isum = i32x4_sub(isum[r], i32x4_shl(corr[r], 2));
+                // SAFETY: Q8_K block ib of row r.
+                acc[r] = fma_block(acc[r], isum, d * unsafe { q8k_d(a, ba[r]) });
+            }
         }
-        hsum_f32(acc)
+        core::array::from_fn(|r| hsum_f32(acc[r]))
     }
 }
