@@ -182,7 +182,7 @@ pub(crate) fn vec_dot_tile(t: GgmlType, n: usize, w: &[u8], a: &[u8], qrb: usize
                         GgmlType::Q2_K => crate::formats::q2_k::simd::rows_q2_k::<4>(nb, row, at, qrb),
                         GgmlType::Q3_K => crate::formats::q3_k::simd::rows_q3_k::<4>(nb, row, at, qrb),
                         GgmlType::Q4_K => crate::formats::q4_k::simd::tile_q4_k_x4(nb, row, at, qrb),
-                        GgmlType::Q5_K => crate::formats::q5_k::simd::tile_q5_k_x4(nb, row, at, qrb),
+                        GgmlType::Q5_K => crate::formats::q5_k::simd::rows_q5_k::<4>(nb, row, at, qrb),
                         _ => crate::formats::q6_k::simd::tile_q6_k::<4>(nb, row, at, qrb),
                     }
                 };

@@ -123,35 +123,8 @@ pub(crate) mod simd {
     /// # Safety
     /// `w` holds `nb` Q5_K blocks, `a` `nb` Q8_K blocks.
     pub(crate) unsafe fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-        let (mut acc, mut accm) = (f32x4_splat(0.0), 0.0f32);
-        for ib in 0..nb {
-            let (bw, ba) = (ib * Q5K_BYTES, ib * Q8K_BYTES);
-            let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
-            // SAFETY: Q8_K block ib.
-            let (m01, m23) = unsafe { k4_min_terms(a, ba, widen8(mins)) };
-            let summs = hsum_i32(i32x4_add(m01, m23));
-            let sc16 = widen8(scales);
-            // SAFETY: qh is 32 bytes inside block ib.
-            let (qh0, qh1) = unsafe { (ldo(w, bw, off::Q5K_QH), ldo(w, bw, off::Q5K_QH + 16)) };
-            let mut isum = ZERO;
-            unroll!(J in [0, 1, 2, 3] {
-                let e = off::Q8K_QS + 64 * J;
-                // SAFETY: block ib starts at bw; 64 activation quants of chunk J.
-                let ([l0, l1, h0, h1], y0, y1, y2, y3) = unsafe {
-                    (chunk::<J>(w, bw, qh0, qh1), ldo(a, ba, e), ldo(a, ba, e + 16), ldo(a, ba, e + 32), ldo(a, ba, e + 48))
-                };
-                // Pairs of 4 products ≤ 4·31·128 in magnitude: i16 sums are exact.
-                let pl = i16x8_add(pairs_u7(y0, l0), pairs_u7(y1, l1));
-                let ph = i16x8_add(pairs_u7(y2, h0), pairs_u7(y3, h1));
-                isum = i32x4_add(isum, i32x4_dot_i16x8(pl, lane16(sc16, 2 * J)));
-                isum = i32x4_add(isum, i32x4_dot_i16x8(ph, lane16(sc16, 2 * J + 1)));
-            });
-            // SAFETY: Q8_K block ib; the scale fields lie inside weight block ib.
-            let (dy, d, dmin) = unsafe { (q8k_d(a, ba), hu(w, bw), hu(w, bw + 2)) };
-            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d * dy)));
-            accm += (dmin * dy) * summs as f32;
-        }
-        hsum_f32(acc) - accm
+        // SAFETY: forwarded (one activation row).
+        unsafe { rows_q5_k::<1>(nb, w, a, 0)[0] }
     }
 
     /// The 32 quants of chunk `J` (elements 64J .. 64J+64) of the block at `bw`, fifth bits
@@ -175,35 +148,37 @@ pub(crate) mod simd {
         ]
     }
 
-    /// A tile of 4 activation rows (each exactly as [`dot_q5_k`] sums it): each 64-element chunk
-    /// of a weight block is decoded once and dotted with the 4 rows while in registers. `a`
-    /// holds the 4 rows `qrb` bytes apart.
+    /// [`dot_q5_k`] for `R` activation rows `qrb` bytes apart in `a` (a prompt tile for R = 4):
+    /// each 64-element chunk of a weight block is decoded once and dotted with the `R` rows
+    /// while in registers; each row's sums and float terms are [`dot_q5_k`]'s.
     ///
     /// # Safety
-    /// `w` holds `nb` Q5_K blocks; `a` holds 4 rows of `nb` Q8_K blocks, `qrb` bytes apart.
-    pub(crate) unsafe fn tile_q5_k_x4(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; 4] {
-        let (mut acc, mut accm) = ([f32x4_splat(0.0); 4], [0.0f32; 4]);
+    /// `w` holds `nb` Q5_K blocks; `a` holds `R` rows of `nb` Q8_K blocks, `qrb` bytes apart.
+    #[inline(always)]
+    pub(crate) unsafe fn rows_q5_k<const R: usize>(nb: usize, w: &[u8], a: &[u8], qrb: usize) -> [f32; R] {
+        let (mut acc, mut accm) = ([f32x4_splat(0.0); R], [0.0f32; R]);
         for ib in 0..nb {
             let bw = ib * Q5K_BYTES;
-            let ba: [usize; 4] = core::array::from_fn(|r| r * qrb + ib * Q8K_BYTES);
+            let ba: [usize; R] = core::array::from_fn(|r| r * qrb + ib * Q8K_BYTES);
             let (scales, mins) = k4_scales_mins(&w[bw + off::Q5K_SCALES..bw + off::Q5K_SCALES + 12]);
             let (sc16, mins16) = (widen8(scales), widen8(mins));
             // SAFETY: Q8_K block ib of each row.
-            let summs: [i32; 4] = core::array::from_fn(|r| {
+            let summs: [i32; R] = core::array::from_fn(|r| {
                 let (m01, m23) = unsafe { k4_min_terms(a, ba[r], mins16) };
                 hsum_i32(i32x4_add(m01, m23))
             });
             // SAFETY: qh is 32 bytes inside block ib.
             let (qh0, qh1) = unsafe { (ldo(w, bw, off::Q5K_QH), ldo(w, bw, off::Q5K_QH + 16)) };
-            let mut isum = [ZERO; 4];
+            let mut isum = [ZERO; R];
             unroll!(J in [0, 1, 2, 3] {
                 // SAFETY: block ib starts at bw.
                 let q = unsafe { chunk::<J>(w, bw, qh0, qh1) };
                 let (s_lo, s_hi) = (lane16(sc16, 2 * J), lane16(sc16, 2 * J + 1));
                 let e = off::Q8K_QS + 64 * J;
-                for r in 0..4 {
+                for r in 0..R {
                     // SAFETY: 64 activation quants of chunk J of row r's block ib.
                     let (y0, y1, y2, y3) = unsafe { (ldo(a, ba[r], e), ldo(a, ba[r], e + 16), ldo(a, ba[r], e + 32), ldo(a, ba[r], e + 48)) };
+                    // Pairs of 4 products ≤ 4·31·128 in magnitude: i16 sums are exact.
                     let pl = i16x8_add(pairs_u7(y0, q[0]), pairs_u7(y1, q[1]));
                     let ph = i16x8_add(pairs_u7(y2, q[2]), pairs_u7(y3, q[3]));
                     isum[r] = i32x4_add(isum[r], i32x4_dot_i16x8(pl, s_lo));
@@ -212,7 +187,7 @@ pub(crate) mod simd {
             });
             // SAFETY: the scale fields lie inside weight block ib.
             let (d, dmin) = unsafe { (hu(w, bw), hu(w, bw + 2)) };
-            for r in 0..4 {
+            for r in 0..R {
                 // SAFETY: Q8_K block ib of row r.
                 let dy = unsafe { q8k_d(a, ba[r]) };
                 acc[r] = f32x4_add(acc[r], f32x4_mul(f32x4_convert_i32x4(isum[r]), f32x4_splat(d * dy)));
