@@ -32,7 +32,9 @@ fn build_guest() {
         // load's offset field, so Wasmtime emits an extra `lea` per load. Without it the offsets
         // fold (measured 2026-12-01, Qwen2.5-1.5B Q4_K_M: Q4_K prompt tile +15 %, Q6_K +7 %, a
         // 128-token prompt 5.15 → 4.65 s, decode +1-2 %; results bit-identical).
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128,+relaxed-simd\x1f-Cllvm-args=-disable-lsr");
+        // The stack pointer is exported so that each worker instance (`src/host/workers.rs`) gets
+        // a stack of its own.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128,+relaxed-simd\x1f-Cllvm-args=-disable-lsr\x1f-Clink-arg=--export=__stack_pointer");
     let status = cmd.status().expect("failed to run cargo for the wasm32 guest");
     if !status.success() {
         panic!(

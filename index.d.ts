@@ -313,7 +313,11 @@ export interface LoadOptions {
    * `ERR_CONTEXT_TOO_LARGE`.
    */
   contextLength?: number
-  /** Threads for generation (validated; generation runs on one thread of the addon's own today). */
+  /**
+   * Threads the model's matrix products are split over: the generation thread and
+   * `threads − 1` workers, which sleep between products (they never spin). Results are
+   * bit-identical at every count. Default: the machine's available parallelism.
+   */
   threads?: number
   /**
    * The thread count of the llama.cpp run whose output generation reproduces bit for bit.

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Generation benchmark, side by side with llama.cpp (node-llama-cpp@3.21.1, CPU) in one run:
-// the same GGUF file, the same 128-token prompt, greedy decoding; wasm-chord runs on one thread
-// (its only mode so far), llama.cpp at 1 thread and at 2 threads (the ratio at the same thread
-// count is the 1-thread column). Each (model, runtime, threads) run is a fresh child process so
-// that peak RSS is its own.
+// the same GGUF file, the same 128-token prompt, greedy decoding; wasm-chord and llama.cpp each at
+// 1 thread and at 2 threads, ratios at the same thread count, and wasm-chord's 2-thread / 1-thread
+// scaling. Each (model, runtime, threads) run is a fresh child process so that peak RSS is its
+// own.
 //
 //   npm run bench:generate                         # the small models and the 1.5B Q4_K_M (WHOLE),
 //                                                  # the 7.1 GB F32 model (Memory64, cacheBytes
@@ -46,9 +46,9 @@ function promptIds(tokenize) {
   return ids.slice(0, PROMPT_TOKENS)
 }
 
-async function runOurs(file, memory64, decode) {
+async function runOurs(file, memory64, decode, threads) {
   const { Model } = require('..')
-  const opts = memory64 ? { memory64: 'always', cacheBytes: 2 ** 30, contextLength: 512 } : { memory64: 'never', contextLength: 512 }
+  const opts = memory64 ? { memory64: 'always', cacheBytes: 2 ** 30, contextLength: 512, threads } : { memory64: 'never', contextLength: 512, threads }
   const t0 = performance.now()
   const m = await Model.load(file, opts)
   const loadMs = performance.now() - t0
@@ -98,7 +98,7 @@ async function runLlama(file, decode, threads) {
 
 async function child() {
   const [, , , runtime, file, mode, decode, threads] = process.argv
-  const r = runtime === 'llama' ? await runLlama(file, Number(decode), Number(threads)) : await runOurs(file, mode === 'memory64', Number(decode))
+  const r = runtime === 'llama' ? await runLlama(file, Number(decode), Number(threads)) : await runOurs(file, mode === 'memory64', Number(decode), Number(threads))
   r.peakRssMiB = process.resourceUsage().maxRSS / 1024
   process.stdout.write(JSON.stringify(r))
 }
@@ -125,17 +125,19 @@ function main() {
     const run = (runtime, threads = 1) => JSON.parse(execFileSync(process.execPath, [__filename, '--child', runtime, s.file, s.mode, String(decode), String(threads)], { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'inherit'] }))
     const llama = run('llama', 1)
     const llama2 = run('llama', 2)
-    const ours = run('ours')
-    rows.push({ model: path.basename(s.file), mode: s.mode, ours, llama, llama2, loadAfter: os.loadavg()[0] })
+    const ours = run('ours', 1)
+    const ours2 = run('ours', 2)
+    rows.push({ model: path.basename(s.file), mode: s.mode, ours, ours2, llama, llama2, loadAfter: os.loadavg()[0] })
     console.error(`${path.basename(s.file)} done`)
   }
   const f = (x, d = 1) => (x == null ? '—' : x.toFixed(d))
-  console.log(`\nload average at start: ${load.toFixed(2)} (2 cores; quiet < 0.3), prompt ${PROMPT_TOKENS} tokens, decode ${decode} tokens; wasm-chord 1 thread\n`)
-  console.log('| model | mode | prompt tok/s ours / llama.cpp 1 thread (ratio) / 2 threads (ratio) | decode tok/s ours / llama.cpp 1 thread (ratio) / 2 threads (ratio) | peak RSS MiB ours / llama.cpp | load avg after |')
-  console.log('|---|---|---|---|---|---|')
+  console.log(`\nload average at start: ${load.toFixed(2)} (2 cores; quiet < 0.3), prompt ${PROMPT_TOKENS} tokens, decode ${decode} tokens\n`)
+  console.log('| model | mode | prompt tok/s, 1 thread: ours / llama.cpp (ratio) | 2 threads: ours / llama.cpp (ratio) | ours 2t/1t | decode tok/s, 1 thread: ours / llama.cpp (ratio) | 2 threads: ours / llama.cpp (ratio) | ours 2t/1t | peak RSS MiB ours 1t / llama.cpp 1t | load avg after |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
   for (const r of rows) {
-    const cell = (k) => `${f(r.ours[k])} / ${f(r.llama[k])} (${f(r.ours[k] / r.llama[k], 2)}×) / ${f(r.llama2[k])} (${f(r.ours[k] / r.llama2[k], 2)}×)`
-    console.log(`| ${r.model} | ${r.mode} | ${cell('promptTps')} | ${cell('decodeTps')} | ${f(r.ours.peakRssMiB, 0)} / ${f(r.llama.peakRssMiB, 0)} | ${f(r.loadAfter, 2)} |`)
+    const pair = (a, b, k) => `${f(a[k])} / ${f(b[k])} (${f(a[k] / b[k], 2)}×)`
+    const cells = (k) => `${pair(r.ours, r.llama, k)} | ${pair(r.ours2, r.llama2, k)} | ${f(r.ours2[k] / r.ours[k], 2)}×`
+    console.log(`| ${r.model} | ${r.mode} | ${cells('promptTps')} | ${cells('decodeTps')} | ${f(r.ours.peakRssMiB, 0)} / ${f(r.llama.peakRssMiB, 0)} | ${f(r.loadAfter, 2)} |`)
   }
   fs.mkdirSync('bench-results', { recursive: true })
   fs.writeFileSync('bench-results/generate.json', JSON.stringify({ date: new Date().toISOString(), loadAvg: load, decode, rows }, null, 2))

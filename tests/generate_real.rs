@@ -65,6 +65,44 @@ fn gemma3_logits_bit_identical_across_modes() {
     modes_agree(GEMMA3, &[2, 818, 5279, 529, 7001, 563]);
 }
 
+/// The same logits at 1, 2 and 3 threads (the matrix products' rows split over worker instances),
+/// for a prompt batch (the kernels' tiles) and then one decoded token (the mat-vec), in WHOLE
+/// mode, and in Memory64 mode at 2 threads.
+fn threads_agree(file: &str) {
+    let Some(path) = required(file) else { return };
+    let prompt: Vec<u32> = [785u32, 6722, 315, 9625, 374, 12095, 13].iter().copied().cycle().take(45).collect();
+    let run = |memory64, threads| {
+        let options = LoadOptions { memory64, cache: CacheConfig { layers: Some(3), bytes: None }, context_length: Some(256), threads: Some(threads), ..Default::default() };
+        let mut m = Memory64GGUFLoader::new(&path, options).load().expect("load");
+        let batch = m.eval_logits(&prompt).expect("prompt logits");
+        let one = m.eval_logits(&prompt[..1]).expect("one-token logits");
+        (batch, one)
+    };
+    let reference = run(Memory64Option::Never, 1);
+    for (memory64, threads) in [(Memory64Option::Never, 2), (Memory64Option::Never, 3), (Memory64Option::Always, 2)] {
+        let got = run(memory64, threads);
+        for (what, a, b) in [("prompt", &reference.0, &got.0), ("one token", &reference.1, &got.1)] {
+            let differing = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+            assert_eq!((a.len(), differing), (b.len(), 0), "{file} {memory64:?} at {threads} threads: {what} logits differ from 1 thread");
+        }
+    }
+}
+
+#[test]
+fn smollm2_logits_bit_identical_across_thread_counts() {
+    threads_agree(SMOLLM2);
+}
+
+#[test]
+fn qwen2_logits_bit_identical_across_thread_counts() {
+    threads_agree(QWEN05);
+}
+
+#[test]
+fn gemma3_logits_bit_identical_across_thread_counts() {
+    threads_agree(GEMMA3);
+}
+
 #[test]
 fn smollm2_greedy_vs_llama_cpp_golden() {
     let Some(path) = required(SMOLLM2) else { return };

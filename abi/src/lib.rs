@@ -62,6 +62,21 @@ pub mod import {
     /// between row chunks of a batch's matrix products, and then returns
     /// [`ERR_ABORTED`](super::status::ERR_ABORTED).
     pub const ABORT_REQUESTED: &str = "abort_requested";
+    /// `threads() -> i32`: how many instances (this one and its workers) can share a job: 1
+    /// when the model runs on one thread.
+    pub const THREADS: &str = "threads";
+    /// `parallel_begin(job: i32, chunks: i32) -> i32 status`: offers the `chunks` chunks of the job at
+    /// guest address `job` to the workers (each claims chunks and calls its instance's
+    /// [`WORKER_RUN`](super::export::WORKER_RUN) export with `(job, chunk, chunks)`) and returns at
+    /// once; the caller claims chunks too (`parallel_next`), then calls `parallel_wait`. No job
+    /// may be running.
+    pub const PARALLEL_BEGIN: &str = "parallel_begin";
+    /// `parallel_next() -> i32`: claims the next unclaimed chunk of the running job for the
+    /// caller (its index), or -1 when every chunk is claimed. A chunk is claimed exactly once.
+    pub const PARALLEL_NEXT: &str = "parallel_next";
+    /// `parallel_wait() -> i32 status`: blocks (without spinning) until every chunk the workers
+    /// claimed is done; an error status when a worker failed.
+    pub const PARALLEL_WAIT: &str = "parallel_wait";
 }
 
 /// Guest export names.
@@ -98,6 +113,13 @@ pub mod export {
     /// `wc_logits() -> i32 ptr`: where the `n_vocab` f32 logits of the last evaluated token live
     /// (0 before `wc_model_init`).
     pub const LOGITS: &str = "wc_logits";
+    /// `wc_worker_run(job: i32, chunk: i32, chunks: i32) -> i32 status`: runs chunk `chunk` of
+    /// `chunks` of the job at `job` (see [`PARALLEL_BEGIN`](super::import::PARALLEL_BEGIN)).
+    /// Called on worker instances only: it touches nothing but the job's own buffers.
+    pub const WORKER_RUN: &str = "wc_worker_run";
+    /// The mutable global holding the guest's stack pointer: each worker instance is given a
+    /// stack of its own through it.
+    pub const STACK_POINTER: &str = "__stack_pointer";
 }
 
 /// Status codes returned by imports and exports. Zero is success; negatives are errors.
@@ -131,6 +153,9 @@ pub mod status {
     /// A kernel export was given an unknown ggml type id, or a length that is not a whole number
     /// of the type's blocks (the test-only kernel exports).
     pub const ERR_BAD_TYPE: i32 = -13;
+    /// A worker instance failed its share of a parallel job (it trapped), or a job was begun
+    /// wrongly (bad share count, one already running).
+    pub const ERR_WORKER: i32 = -14;
 
     /// The name and a sentence for status `st` (for host error messages; never a bare number).
     pub fn describe(st: i32) -> (&'static str, &'static str) {
@@ -149,6 +174,7 @@ pub mod status {
             ERR_BAD_REQUEST => ("ERR_BAD_REQUEST", "the call came before the model was initialised, or its batch or positions lie outside the configured sizes"),
             ERR_ABORTED => ("ERR_ABORTED", "the call was aborted"),
             ERR_BAD_TYPE => ("ERR_BAD_TYPE", "an unknown ggml type, or a length that is not a whole number of its blocks"),
+            ERR_WORKER => ("ERR_WORKER", "a worker thread failed its share of a parallel job"),
             _ => ("unknown", "an unknown status (a guest that does not follow this ABI)"),
         }
     }

@@ -11,6 +11,40 @@ unsafe extern "C" {
     fn memory64_is_enabled() -> i32;
     fn memory64_stats(dst_ptr: *mut BridgeStats) -> i32;
     fn abort_requested() -> i32;
+    fn threads() -> i32;
+    fn parallel_begin(job: i32, chunks: i32) -> i32;
+    fn parallel_next() -> i32;
+    fn parallel_wait() -> i32;
+}
+
+/// How many instances can share a job (`threads`): 1 without workers.
+#[cfg(target_arch = "wasm32")]
+pub fn thread_count() -> usize {
+    // SAFETY: no arguments.
+    unsafe { threads() }.max(1) as usize
+}
+
+/// Offers the `chunks` chunks of the job at `job` to the workers (`parallel_begin`).
+#[cfg(target_arch = "wasm32")]
+pub fn begin(job: *const u8, chunks: usize) -> Result<(), i32> {
+    // SAFETY: the host only passes the address on to the workers' `wc_worker_run`.
+    let st = unsafe { parallel_begin(job as i32, chunks as i32) };
+    if st == status::OK { Ok(()) } else { Err(st) }
+}
+
+/// Claims the next chunk of the running job (`parallel_next`); `None` when all are claimed.
+#[cfg(target_arch = "wasm32")]
+pub fn next() -> Option<usize> {
+    // SAFETY: no arguments.
+    usize::try_from(unsafe { parallel_next() }).ok()
+}
+
+/// Waits until the workers' shares of the running job are done (`parallel_wait`).
+#[cfg(target_arch = "wasm32")]
+pub fn wait() -> Result<(), i32> {
+    // SAFETY: no arguments.
+    let st = unsafe { parallel_wait() };
+    if st == status::OK { Ok(()) } else { Err(st) }
 }
 
 /// Whether the host asked the running call to stop (`abort_requested`).
@@ -79,4 +113,20 @@ pub fn aborted() -> bool {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn stats() -> Result<BridgeStats, i32> {
     Err(status::ERR_DISABLED)
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn thread_count() -> usize {
+    1
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn begin(_job: *const u8, _chunks: usize) -> Result<(), i32> {
+    Err(status::ERR_WORKER)
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn next() -> Option<usize> {
+    None
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn wait() -> Result<(), i32> {
+    Err(status::ERR_WORKER)
 }

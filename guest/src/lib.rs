@@ -11,6 +11,7 @@ pub mod kernel_exports;
 pub mod model;
 pub mod ops;
 pub mod packing;
+pub mod parallel;
 pub mod taps;
 
 use std::sync::Mutex;

@@ -83,8 +83,13 @@ pub fn matmul(w: &Tensor, wbytes: &[u8], x: &[f32], n: usize, qact: &mut [u8], o
 }
 
 /// Dots weight rows `[r0, r0 + wbytes.len()/row_bytes)` with `n` already-quantized activation
-/// rows; writes out[t · w.rows + r].
+/// rows; writes out[t · w.rows + r]. The rows are split over the model's threads.
 pub fn matmul_rows(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
+    crate::parallel::matmul_rows(w, wbytes, r0, qact, qrb, n, out)
+}
+
+/// `matmul_rows` on this thread.
+pub fn matmul_rows_serial(w: &Tensor, wbytes: &[u8], r0: usize, qact: &[u8], qrb: usize, n: usize, out: &mut [f32]) {
     // A batch takes the rows in chunks small enough to stay in L1/L2 while every token passes
     // over them (a multiple of 12: whole groups for the kernels' 4- and 6-row passes); one token
     // takes them all at once.

@@ -3,9 +3,13 @@
 use std::sync::OnceLock;
 
 use wasm_chord_abi::{Abi, BridgeStats, Checksum, LayerGrant, export, status};
+use std::sync::Arc;
+
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{HostState, add_to_linker, current_stats, guest_range};
+use super::memory::{GroupCreator, MemoryGroup, with_group};
+use super::workers::{Pool, WORKER_STACK_BYTES, Worker};
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
 
 /// The guest, compiled for wasm32-unknown-unknown with +simd128,+relaxed-simd by build.rs.
@@ -31,6 +35,9 @@ fn engine_and_module() -> Result<&'static Runtime> {
         // spills them (measured 2026-12-01: Q4_K mat-vec 16.1 → 17.7–19.0 GB/s, Q6_K 16.9 →
         // 18.5–19.1; Qwen2.5-1.5B Q4_K_M decode +9 %, prompt +13 %; results bit-identical).
         c.wasm_simd(true).wasm_relaxed_simd(true).cranelift_opt_level(OptLevel::None);
+        // Memories whose pages worker instances can map too (`memory.rs`).
+        // (Copy-on-write images of the data segments work only with Wasmtime's own memories.)
+        c.with_host_memory(Arc::new(GroupCreator)).memory_init_cow(false);
         if std::env::var_os("WASM_CHORD_PERFMAP").is_some() {
             c.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
@@ -52,13 +59,24 @@ pub fn guest_module() -> Result<&'static Module> {
 /// Instantiates another wasm module against the same engine and host-import table, with its
 /// exported `memory` registered as the guest memory. For testing the bridge with hostile guests.
 pub fn instantiate_module(wasm: &[u8], state: HostState) -> Result<(Store<HostState>, Instance)> {
-    let (engine, _, linker) = engine_and_module()?;
+    let (engine, _, _) = engine_and_module()?;
     let module = Module::new(engine, wasm).map_err(|e| ChordError::new(E::Internal, format!("module: {e}")))?;
     let mut store = Store::new(engine, state);
-    let instance = linker.instantiate(&mut store, &module).map_err(trap)?;
-    let memory = instance.get_memory(&mut store, export::MEMORY).ok_or_else(|| ChordError::new(E::Internal, "module exports no memory"))?;
-    store.data_mut().memory = Some(memory);
+    let (instance, _, _) = instantiate(&mut store, &module, None)?;
     Ok((store, instance))
+}
+
+/// Instantiates `module` in `store` with the host-import table and registers its exported
+/// memory in the store's state. With `join`, the memory maps the pages of that group (a worker
+/// instance); else it starts a group of its own, returned.
+pub(super) fn instantiate(store: &mut Store<HostState>, module: &Module, join: Option<&Arc<MemoryGroup>>) -> Result<(Instance, Memory, Arc<MemoryGroup>)> {
+    let (_, _, linker) = engine_and_module()?;
+    let (instance, group) = with_group(join.cloned(), || linker.instantiate(&mut *store, module));
+    let instance = instance.map_err(trap)?;
+    let memory = instance.get_memory(&mut *store, export::MEMORY).ok_or_else(|| ChordError::new(E::Internal, "module exports no memory"))?;
+    let group = group.ok_or_else(|| ChordError::new(E::Internal, "module defines no memory"))?;
+    store.data_mut().memory = Some(memory);
+    Ok((instance, memory, group))
 }
 
 /// A running guest.
@@ -86,17 +104,17 @@ fn trap(e: wasmtime::Error) -> ChordError {
 }
 
 impl Guest {
-    /// Instantiates the guest with `state` (its `memory` field is filled in here).
-    pub fn new(mut state: HostState) -> Result<Self> {
-        let (engine, module, linker) = engine_and_module()?;
+    /// Instantiates the guest with `state` (its `memory` field is filled in here), with
+    /// `threads − 1` worker instances to split its matrix products over.
+    pub fn new(mut state: HostState, threads: usize) -> Result<Self> {
+        let (engine, module, _) = engine_and_module()?;
         state.limits = StoreLimitsBuilder::new().memory_size(GUEST_MEMORY_LIMIT as usize).build();
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        let instance: Instance = linker.instantiate(&mut store, module).map_err(trap)?;
-        let memory = instance
-            .get_memory(&mut store, export::MEMORY)
-            .ok_or_else(|| ChordError::new(E::Internal, "guest exports no memory"))?;
-        store.data_mut().memory = Some(memory);
+        let (instance, memory, group) = instantiate(&mut store, module, None)?;
+        // Workers are instantiated before the main instance runs anything: instantiation writes
+        // the module's data segments into the memory they share.
+        let mut workers = (1..threads).map(|_| Worker::new(module, &group)).collect::<Result<Vec<_>>>()?;
         let f = |store: &mut Store<HostState>, name: &str| {
             instance.get_typed_func(store, name).map_err(|e| ChordError::new(E::Internal, format!("guest export {name}: {e}")))
         };
@@ -116,6 +134,13 @@ impl Guest {
             .map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::LOGITS)))?;
         let mut g = Self { store, instance, memory, alloc, init, unit_checksum, acquire_layer, bridge_stats, model_init, eval, logits, scratch: 0, tokens_buf: 0, n_batch: 0, n_vocab: 0 };
         g.scratch = g.alloc(256, 16)?;
+        for w in &mut workers {
+            let stack = g.alloc(WORKER_STACK_BYTES.into(), 16)?;
+            w.set_stack(stack + WORKER_STACK_BYTES)?;
+        }
+        if !workers.is_empty() {
+            g.store.data_mut().workers = Some(Pool::spawn(workers)?);
+        }
         Ok(g)
     }
 
@@ -151,7 +176,7 @@ impl Guest {
 
     /// Copies `bytes` into guest memory at `ptr` (bounds-checked).
     pub fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<()> {
-        let data = self.memory.data_mut(&mut self.store);
+        let (data, _) = self.memory.data_and_store_mut(&mut self.store);
         let r = guest_range(data.len(), ptr as i32, bytes.len() as i64)
             .ok_or_else(|| ChordError::new(E::Internal, format!("write of {} bytes at {ptr} is outside guest memory", bytes.len())))?;
         data[r].copy_from_slice(bytes);
@@ -189,7 +214,14 @@ impl Guest {
         }
         let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
         self.write(self.tokens_buf, &bytes)?;
-        let st = self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch as i32)).map_err(trap)?;
+        let st = match self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch as i32)) {
+            Ok(st) => st,
+            // The guest traps on purpose when a worker failed its share: report the worker.
+            Err(e) => return Err(match self.store.data_mut().last_error.take() {
+                Some(worker) => ChordError::new(E::GuestTrap, format!("the guest trapped: {}", worker.message)),
+                None => trap(e),
+            }),
+        };
         self.check(st, "wc_eval")
     }
 
@@ -291,7 +323,7 @@ mod tests {
     fn allocations_of_2_gib_and_more_succeed_and_are_addressable() {
         // Rust's allocator on wasm32 refuses any block of 2 GiB or more; wc_alloc takes such
         // blocks from fresh pages instead.
-        let mut g = Guest::new(HostState::new(None)).unwrap();
+        let mut g = Guest::new(HostState::new(None), 1).unwrap();
         let small = g.alloc(1 << 20, 64).unwrap();
         let big = g.alloc(3 << 30, wasm_chord_abi::PAYLOAD_ALIGN as u32).unwrap();
         assert_eq!(big % 65536, 0);
@@ -304,5 +336,32 @@ mod tests {
         let after = g.alloc(4096, 16).unwrap();
         assert!(after < big || u64::from(after) >= u64::from(big) + (3 << 30));
         assert_eq!(g.alloc(1 << 30, 65536 * 2).unwrap_err().code, E::ModelTooLargeForWasm32);
+    }
+
+    #[test]
+    fn worker_pool_refuses_misuse_and_reports_a_failed_chunk() {
+        let mut g = Guest::new(HostState::new(None), 3).unwrap();
+        let job = g.alloc(256, 16).unwrap() as i32;
+        let pool = g.store.data().workers.as_ref().unwrap();
+        assert_eq!(pool.threads(), 3);
+        assert!(pool.begin(job, 0).is_err() && pool.begin(job, 1 << 20).is_err());
+        // Job address 0: a worker's `wc_worker_run` refuses it, and `wait` says so. The caller
+        // claims nothing here, so the workers get every chunk (or `wait` closes the job first).
+        pool.begin(0, 64).unwrap();
+        assert!(pool.begin(job, 2).is_err(), "a second job while chunks are unclaimed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let e = pool.wait().unwrap_err();
+        assert!(e.starts_with("worker ") && e.contains("configured sizes"), "{e}");
+        // Every chunk is claimed once: a job the caller claims entirely runs no worker chunk.
+        pool.begin(0, 3).unwrap();
+        let mut mine = 0;
+        while pool.next().is_some() {
+            mine += 1;
+        }
+        assert!(mine <= 3);
+        let _ = pool.wait();
+        assert_eq!(pool.next(), None);
+        assert!(pool.wait().is_ok(), "nothing pending");
+        drop(g); // joins the workers
     }
 }

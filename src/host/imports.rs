@@ -9,12 +9,18 @@
 //! | `memory64_is_enabled` | — | `1` / `0` | Whether the weights live in Memory64 regions. | — |
 //! | `memory64_stats` | `dst_ptr: i32` | status | Writes a `BridgeStats` (56 bytes) at `dst_ptr`. | `ERR_BAD_POINTER` |
 //! | `abort_requested` | — | `1` / `0` | Whether the caller of the running guest call asked it to stop ([`with_abort_poll`]); a layer copy also stops between tensors then. | — |
+//! | `threads` | — | count | How many instances a job can be split over: the main instance and its workers (`workers.rs`); 1 without workers. | — |
+//! | `parallel_begin` | `job: i32, chunks: i32` | status | Offers the `chunks` chunks of the job at guest address `job` to the workers (each claims chunks and calls its instance's `wc_worker_run(job, chunk, chunks)`); returns at once. The host never reads the job: it is the guest's own encoding, passed between instances of one module. | `ERR_WORKER` (no workers, `chunks` not in `1..=65536`, a job already running) |
+//! | `parallel_next` | — | chunk or `-1` | Claims the next unclaimed chunk of the running job for the caller; -1 when all are claimed (or no job runs). | — |
+//! | `parallel_wait` | — | status | Blocks, without spinning, until every chunk the workers claimed is done. | `ERR_WORKER` (a worker trapped or failed; the host keeps the detailed error) |
 
 use std::cell::Cell;
 use std::ops::Range;
 
 use wasm_chord_abi::{Abi, BridgeStats, IMPORT_MODULE, LayerGrant, import, status};
 use wasmtime::{Caller, Linker, Memory, StoreLimits};
+
+use super::workers::Pool;
 
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
 use crate::memory64::{Memory64LayerManager, Memory64Runtime};
@@ -90,6 +96,8 @@ pub struct HostState {
     pub(super) last_error: Option<ChordError>,
     /// Guest memory limit.
     pub(super) limits: StoreLimits,
+    /// The worker instances a job can be split over (None: one thread).
+    pub(super) workers: Option<Pool>,
 }
 
 thread_local! {
@@ -120,7 +128,7 @@ pub(crate) fn abort_requested() -> bool {
     ABORT_POLL.with(|p| p.get().is_some_and(|f| f()))
 }
 
-/// Registers the five imports.
+/// Registers the imports of the table above.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(IMPORT_MODULE, import::MEMORY64_LOAD_LAYER, |mut c: Caller<'_, HostState>, layer: i32, dst: i32, len: i32| {
         let st = load_layer(&mut c, layer, dst, len);
@@ -136,6 +144,24 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         finish(&mut c, st)
     })?;
     linker.func_wrap(IMPORT_MODULE, import::ABORT_REQUESTED, || i32::from(abort_requested()))?;
+    linker.func_wrap(IMPORT_MODULE, import::THREADS, |c: Caller<'_, HostState>| c.data().workers.as_ref().map_or(1, |p| p.threads() as i32))?;
+    linker.func_wrap(IMPORT_MODULE, import::PARALLEL_BEGIN, |mut c: Caller<'_, HostState>, job: i32, chunks: i32| {
+        let st = match c.data().workers.as_ref() {
+            Some(p) => p.begin(job, usize::try_from(chunks).unwrap_or(0)).map_err(|e| (status::ERR_WORKER, Some(e))),
+            None => Err((status::ERR_WORKER, None)),
+        };
+        finish(&mut c, st)
+    })?;
+    linker.func_wrap(IMPORT_MODULE, import::PARALLEL_NEXT, |c: Caller<'_, HostState>| {
+        c.data().workers.as_ref().and_then(|p| p.next()).map_or(-1, |k| k as i32)
+    })?;
+    linker.func_wrap(IMPORT_MODULE, import::PARALLEL_WAIT, |mut c: Caller<'_, HostState>| {
+        let st = match c.data().workers.as_ref() {
+            Some(p) => p.wait().map_err(|m| (status::ERR_WORKER, Some(ChordError::new(E::Internal, m)))),
+            None => Err((status::ERR_WORKER, None)),
+        };
+        finish(&mut c, st)
+    })?;
     Ok(())
 }
 
@@ -252,7 +278,7 @@ pub(crate) fn current_stats(state: &HostState) -> BridgeStats {
 }
 
 /// A hostile guest for tests and the fuzzer (`fuzz/`): a module importing every entry of the
-/// table and exporting each under a short name (`ll`, `rd`, `en`, `st`, `ab`) with the same
+/// table and exporting each under a short name (`ll`, `rd`, `en`, `st`, `ab`, `th`, `pb`, `pn`, `pw`) with the same
 /// signature, so that a caller can pass any arguments across the boundary. Memory: 2 pages.
 #[doc(hidden)]
 pub const HOSTILE_GUEST_WAT: &str = r#"
@@ -262,12 +288,20 @@ pub const HOSTILE_GUEST_WAT: &str = r#"
     (import "wasm_chord" "memory64_is_enabled" (func $en (result i32)))
     (import "wasm_chord" "memory64_stats" (func $st (param i32) (result i32)))
     (import "wasm_chord" "abort_requested" (func $ab (result i32)))
+    (import "wasm_chord" "threads" (func $th (result i32)))
+    (import "wasm_chord" "parallel_begin" (func $pb (param i32 i32) (result i32)))
+    (import "wasm_chord" "parallel_next" (func $pn (result i32)))
+    (import "wasm_chord" "parallel_wait" (func $pw (result i32)))
     (memory (export "memory") 2 2)
     (func (export "ll") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $ll)
     (func (export "rd") (param i64 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $rd)
     (func (export "en") (result i32) call $en)
     (func (export "st") (param i32) (result i32) local.get 0 call $st)
-    (func (export "ab") (result i32) call $ab))
+    (func (export "ab") (result i32) call $ab)
+    (func (export "th") (result i32) call $th)
+    (func (export "pb") (param i32 i32) (result i32) local.get 0 local.get 1 call $pb)
+    (func (export "pn") (result i32) call $pn)
+    (func (export "pw") (result i32) call $pw))
 "#;
 
 #[cfg(test)]
@@ -371,12 +405,23 @@ mod tests {
         assert_eq!(en.call(&mut store, ()).unwrap(), 0);
         assert_eq!(ll.call(&mut store, (0, 1000, 16)).unwrap(), status::ERR_DISABLED);
         assert_eq!(rd.call(&mut store, (0, 1000, 16)).unwrap(), status::ERR_DISABLED);
+        // Without workers: one thread, and a parallel job is refused (the guest runs it alone).
+        let th = inst.get_typed_func::<(), i32>(&mut store, "th").unwrap();
+        let pb = inst.get_typed_func::<(i32, i32), i32>(&mut store, "pb").unwrap();
+        let pw = inst.get_typed_func::<(), i32>(&mut store, "pw").unwrap();
+        assert_eq!(th.call(&mut store, ()).unwrap(), 1);
+        let pn = inst.get_typed_func::<(), i32>(&mut store, "pn").unwrap();
+        for chunks in [-1, 0, 1, 2, 1 << 30] {
+            assert_eq!(pb.call(&mut store, (64, chunks)).unwrap(), status::ERR_WORKER);
+        }
+        assert_eq!(pn.call(&mut store, ()).unwrap(), -1);
+        assert_eq!(pw.call(&mut store, ()).unwrap(), status::ERR_WORKER);
     }
 }
 impl HostState {
     /// Fresh state; `bridge` is `Some` in Memory64 mode.
     pub fn new(bridge: Option<Bridge>) -> Self {
-        Self { memory: None, bridge, stats: BridgeStats::default(), last_error: None, limits: StoreLimits::default() }
+        Self { memory: None, bridge, stats: BridgeStats::default(), last_error: None, limits: StoreLimits::default(), workers: None }
     }
 
     /// The Memory64 bridge (None in WHOLE mode).

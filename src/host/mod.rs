@@ -3,6 +3,8 @@
 
 mod guest;
 mod imports;
+mod memory;
+mod workers;
 
 pub use guest::{GUEST_MEMORY_LIMIT, Guest, guest_module, guest_wasm, instantiate_module};
 pub use imports::{Bridge, HOSTILE_GUEST_WAT, HostState, LayerCopyPlan, with_abort_poll};

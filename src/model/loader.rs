@@ -52,12 +52,21 @@ pub struct LoadOptions {
     /// `referenceThreads`: the llama.cpp thread count whose attention split is mirrored
     /// (default [`default_reference_threads`](crate::infer::arch::default_reference_threads)).
     pub reference_threads: Option<u32>,
+    /// `threads`: threads the guest's matrix products are split over (default
+    /// [`default_threads`]). Results are bit-identical at every count.
+    pub threads: Option<u32>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default(), context_length: None, reference_threads: None }
+        Self { memory64: Memory64Option::Auto, memory64_threshold: DEFAULT_MEMORY64_THRESHOLD, cache: CacheConfig::default(), context_length: None, reference_threads: None, threads: None }
     }
+}
+
+/// The default `threads`: the machine's available parallelism (logical CPUs this process may
+/// run on).
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// The memory plan of a model.
@@ -133,7 +142,8 @@ impl Memory64GGUFLoader {
         }
         let tokenizer = model_tokenizer(&gguf, arch.cfg.n_vocab)?;
         (hooks.progress)(0.0);
-        let mut guest = Guest::new(HostState::new(None))?;
+        let threads = self.options.threads.unwrap_or_else(default_threads).max(1);
+        let mut guest = Guest::new(HostState::new(None), threads as usize)?;
         let mut resident_ptrs = vec![0u32; units.units.len()];
         match &plan.regions {
             None => copy_whole(&file, &gguf, &units, &mut guest, &mut resident_ptrs, hooks)?,

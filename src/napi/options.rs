@@ -94,8 +94,7 @@ pub fn parse_load_options(env: &Env, options: Option<Unknown>) -> std::result::R
     };
     o.context_length = number(&obj, "contextLength", 1.0, 1_048_576.0)?.map(|n| n as u32);
     o.reference_threads = number(&obj, "referenceThreads", 1.0, 1024.0)?.map(|n| n as u32);
-    // Validated; the guest is single-threaded today (one generation thread per call).
-    number(&obj, "threads", 1.0, 1024.0)?;
+    o.threads = number(&obj, "threads", 1.0, 1024.0)?.map(|n| n as u32);
     if let Ok(Some(v)) = obj.get::<Unknown>("onLoadProgress") {
         match type_of(&v) {
             ValueType::Undefined | ValueType::Null => {}
@@ -175,7 +174,9 @@ pub struct LoadOptions {
     /// (halved until it fits the wasm32 guest). A value that cannot fit rejects the load with
     /// `ERR_CONTEXT_TOO_LARGE`.
     pub context_length: Option<u32>,
-    /// Threads for generation (validated; generation runs on one thread of the addon's own today).
+    /// Threads the model's matrix products are split over: the generation thread and
+    /// `threads − 1` workers, which sleep between products (they never spin). Results are
+    /// bit-identical at every count. Default: the machine's available parallelism.
     pub threads: Option<u32>,
     /// The thread count of the llama.cpp run whose output generation reproduces bit for bit.
     /// llama.cpp's CPU flash attention splits a generated token's attention into one chunk per
