@@ -315,8 +315,9 @@ export interface LoadOptions {
   contextLength?: number
   /**
    * Threads the model's matrix products are split over: the generation thread and
-   * `threads − 1` workers, which sleep between products (they never spin). Results are
-   * bit-identical at every count. Default: the machine's available parallelism.
+   * `threads − 1` workers, which watch for the next product for 100 µs, then sleep (between
+   * calls they never spin). Results are bit-identical at every count. Default: the machine's
+   * available parallelism.
    */
   threads?: number
   /**

@@ -1,16 +1,16 @@
 //! Worker instances: the threads a model's guest splits its matrix products over.
 //!
-//! A model with `threads = N` runs N instances of the guest module over one shared memory: the
-//! main instance (the forward pass, on the caller's thread) and N − 1 workers, each owned by a
-//! thread of its own. The main instance offers a job's chunks with `parallel_begin`, claims and
-//! runs chunks itself (`parallel_next`) and then waits for the chunks workers claimed
-//! (`parallel_wait`); a worker claims chunks and runs each through the guest's `wc_worker_run`
-//! export. Claiming means a late worker (its core busy with something else) costs the job
-//! nothing: the main instance does the chunks nobody took. A worker that finished a job watches
-//! for the next one for [`WATCH`] (the forward pass begins its products microseconds apart), then
-//! sleeps on a condition variable: between calls nothing spins. Every worker is instantiated before the main instance runs any code (each
-//! instantiation writes the module's data segments into the shared memory), and each gets a stack
-//! of its own in guest memory.
+//! A model with `threads = N` runs N instances of the guest module over one set of memory pages
+//! (`memory.rs`): the main instance (the forward pass, on the caller's thread) and N − 1 workers,
+//! each owned by a thread of its own. The main instance offers a job's chunks with
+//! `parallel_begin`, claims and runs chunks itself (`parallel_next`) and then waits for the chunks
+//! workers claimed (`parallel_wait`); a worker claims chunks and runs each through the guest's
+//! `wc_worker_run` export. Claiming means a late worker (its core busy with something else) costs
+//! the job nothing: the main instance does the chunks nobody took. A worker that finished a job
+//! watches for the next one for [`WATCH`] (the forward pass begins its products microseconds
+//! apart), then sleeps on a condition variable: between calls nothing spins. Every worker is
+//! instantiated before the main instance runs any code (each instantiation writes the module's
+//! data segments into the pages), and each gets a stack of its own in guest memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

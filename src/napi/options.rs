@@ -175,8 +175,9 @@ pub struct LoadOptions {
     /// `ERR_CONTEXT_TOO_LARGE`.
     pub context_length: Option<u32>,
     /// Threads the model's matrix products are split over: the generation thread and
-    /// `threads − 1` workers, which sleep between products (they never spin). Results are
-    /// bit-identical at every count. Default: the machine's available parallelism.
+    /// `threads − 1` workers, which watch for the next product for 100 µs, then sleep (between
+    /// calls they never spin). Results are bit-identical at every count. Default: the machine's
+    /// available parallelism.
     pub threads: Option<u32>,
     /// The thread count of the llama.cpp run whose output generation reproduces bit for bit.
     /// llama.cpp's CPU flash attention splits a generated token's attention into one chunk per
