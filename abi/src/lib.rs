@@ -153,8 +153,8 @@ pub mod status {
     /// A kernel export was given an unknown ggml type id, or a length that is not a whole number
     /// of the type's blocks (the test-only kernel exports).
     pub const ERR_BAD_TYPE: i32 = -13;
-    /// A worker instance failed its share of a parallel job (it trapped), or a job was begun
-    /// wrongly (bad share count, one already running).
+    /// A worker instance failed its chunk of a parallel job (it trapped), or a job was begun
+    /// wrongly (no workers, a bad chunk count, one already running).
     pub const ERR_WORKER: i32 = -14;
 
     /// The name and a sentence for status `st` (for host error messages; never a bare number).
@@ -174,7 +174,7 @@ pub mod status {
             ERR_BAD_REQUEST => ("ERR_BAD_REQUEST", "the call came before the model was initialised, or its batch or positions lie outside the configured sizes"),
             ERR_ABORTED => ("ERR_ABORTED", "the call was aborted"),
             ERR_BAD_TYPE => ("ERR_BAD_TYPE", "an unknown ggml type, or a length that is not a whole number of its blocks"),
-            ERR_WORKER => ("ERR_WORKER", "a worker thread failed its share of a parallel job"),
+            ERR_WORKER => ("ERR_WORKER", "a worker thread failed its chunk of a parallel job, or the job was begun wrongly"),
             _ => ("unknown", "an unknown status (a guest that does not follow this ABI)"),
         }
     }

@@ -39,7 +39,7 @@ pub fn next() -> Option<usize> {
     usize::try_from(unsafe { parallel_next() }).ok()
 }
 
-/// Waits until the workers' shares of the running job are done (`parallel_wait`).
+/// Waits until the chunks the workers claimed of the running job are done (`parallel_wait`).
 #[cfg(target_arch = "wasm32")]
 pub fn wait() -> Result<(), i32> {
     // SAFETY: no arguments.

@@ -1,10 +1,8 @@
 //! The guest instance: one Store per model, the guest's exports as typed functions.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use wasm_chord_abi::{Abi, BridgeStats, Checksum, LayerGrant, export, status};
-use std::sync::Arc;
-
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{HostState, add_to_linker, current_stats, guest_range};
@@ -176,7 +174,7 @@ impl Guest {
 
     /// Copies `bytes` into guest memory at `ptr` (bounds-checked).
     pub fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<()> {
-        let (data, _) = self.memory.data_and_store_mut(&mut self.store);
+        let data = self.memory.data_mut(&mut self.store);
         let r = guest_range(data.len(), ptr as i32, bytes.len() as i64)
             .ok_or_else(|| ChordError::new(E::Internal, format!("write of {} bytes at {ptr} is outside guest memory", bytes.len())))?;
         data[r].copy_from_slice(bytes);
@@ -216,7 +214,7 @@ impl Guest {
         self.write(self.tokens_buf, &bytes)?;
         let st = match self.eval.call(&mut self.store, (self.tokens_buf as i32, tokens.len() as i32, pos as i32, ubatch as i32)) {
             Ok(st) => st,
-            // The guest traps on purpose when a worker failed its share: report the worker.
+            // The guest traps on purpose when a worker failed its chunk: report the worker.
             Err(e) => return Err(match self.store.data_mut().last_error.take() {
                 Some(worker) => ChordError::new(E::GuestTrap, format!("the guest trapped: {}", worker.message)),
                 None => trap(e),
