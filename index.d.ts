@@ -39,6 +39,20 @@ export declare class Model {
   /** Same as `dispose()`: enables `await using model = await Model.load(...)`. */
   [Symbol.asyncDispose](): Promise<void>
   /**
+   * Renders `messages` with the model's chat template (`tokenizer.chat_template` in the file,
+   * or `options.template`) exactly as Hugging Face transformers' `apply_chat_template` does
+   * (jinja2 with `trim_blocks`/`lstrip_blocks`; `bos_token`/`eos_token` are the file's).
+   * Resolves to the text, or with `tokenize: true` to token ids in which message content is
+   * never parsed as special tokens. Feed either to `generate` (ids as they are; text with
+   * `addSpecial: false`, since the template writes BOS itself).
+   *
+   * Rejects with `ERR_NO_CHAT_TEMPLATE` (the file has none and no `template` was given),
+   * `ERR_CHAT_TEMPLATE` (the template does not parse, fails, or calls `raise_exception`: its
+   * message is given), `ERR_INVALID_OPTION`, `ERR_UNSUPPORTED_TOKENIZER` (with `tokenize`),
+   * `ERR_DISPOSED`.
+   */
+  applyChatTemplate(messages: ChatMessage[], options?: ApplyChatTemplateOptions): Promise<string | number[]>
+  /**
    * Splits `text` into token ids with the model's tokenizer (identical to llama.cpp's).
    * `addSpecial` (default true) adds BOS/EOS as the model's `add_bos_token`/`add_eos_token`
    * say; `parseSpecial` (default true) turns special-token text such as `<|im_start|>` into
@@ -118,6 +132,25 @@ export declare class Model {
   get disposed(): boolean
 }
 
+/**
+ * Options of `model.applyChatTemplate` (this struct declares their TypeScript shape;
+ * `parse_options` reads the JS object itself).
+ */
+export interface ApplyChatTemplateOptions {
+  /**
+   * End with the opening of the assistant's turn, so that generation continues as the
+   * assistant (transformers' `add_generation_prompt`). Default true.
+   */
+  addGenerationPrompt?: boolean
+  /** A Jinja chat template to use instead of the file's `tokenizer.chat_template`. */
+  template?: string
+  /**
+   * Return token ids instead of text: the template's special tokens are special, message
+   * content never is (so a user's `<|im_end|>` stays text). Default false.
+   */
+  tokenize?: boolean
+}
+
 /** Host-import bridge counters. */
 export interface BridgeStats {
   /** Whether Memory64 is enabled. */
@@ -162,6 +195,14 @@ export interface CacheStats {
   layerAccesses: Array<number>
   /** Resident layers, most recently used first. */
   resident: Array<number>
+}
+
+/** One message of a chat, as Hugging Face chat templates take it. */
+export interface ChatMessage {
+  /** `'system'`, `'user'`, `'assistant'` (or another role the template knows). */
+  role: string
+  /** The message text. With `tokenize: true` it is never parsed as special tokens. */
+  content: string
 }
 
 /** An error as the event channel carries it (the JS wrapper makes it an `Error` with `code`). */

@@ -89,6 +89,11 @@ pub enum ErrorCode {
     /// The requested context (KV cache) cannot fit the wasm32 guest, or a prompt plus
     /// `maxTokens` exceeds the context.
     ContextTooLarge,
+    /// The file has no `tokenizer.chat_template` and no `template` was given.
+    NoChatTemplate,
+    /// A chat template does not parse, fails while rendering, or calls `raise_exception` (its
+    /// message given); or message content holding control-token text was rewritten by the template.
+    ChatTemplate,
     /// The operation was aborted through its `AbortSignal`.
     Aborted,
     /// A callback given to the call (`onLoadProgress`, `onTextChunk`) threw; the call stopped and
@@ -143,6 +148,8 @@ impl ErrorCode {
             UnsupportedTokenizer => "ERR_UNSUPPORTED_TOKENIZER",
             GgufBadTokenizer => "ERR_GGUF_BAD_TOKENIZER",
             ContextTooLarge => "ERR_CONTEXT_TOO_LARGE",
+            NoChatTemplate => "ERR_NO_CHAT_TEMPLATE",
+            ChatTemplate => "ERR_CHAT_TEMPLATE",
             Aborted => "ERR_ABORTED",
             Callback => "ERR_CALLBACK",
             Disposed => "ERR_DISPOSED",

@@ -3,10 +3,12 @@
 //! guest (`guest/src/forward.rs`); this module drives it.
 
 pub mod arch;
+pub mod chat;
 pub mod generate;
 pub mod sampler;
 pub mod vocab;
 
+pub use chat::{CHAT_TEMPLATE_KEY, ChatMessage, ChatTemplateContext, render_chat_template, tokenize_chat};
 pub use arch::{ArchConfig, DEFAULT_BATCH, DEFAULT_CONTEXT_CAP, resolve};
 pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, eval_prompt, generate};
 pub use sampler::{Sampler, SamplerOptions, argmax};

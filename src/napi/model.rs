@@ -32,7 +32,7 @@ pub(super) struct Shared {
 
 /// The parts of a model read outside the model lock.
 pub(super) struct View {
-    gguf: Arc<GgufFile>,
+    pub(super) gguf: Arc<GgufFile>,
     unit_names: Arc<[String]>,
     /// The tokenizer (so tokenizing never waits for a generation), or why the file's tokenizer
     /// cannot be used.

@@ -631,12 +631,33 @@ impl Vocab {
     /// - `parse_special`: recognize the texts of control tokens (e.g. `<|im_start|>`) in `text`.
     ///   User-defined tokens are recognized either way.
     pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        self.tokenize_fragments(text, add_special, parse_special, &[])
+    }
+
+    /// Like [`Self::tokenize`] with `parse_special = true`, except that no control-token text is
+    /// recognised where it overlaps one of the `protected` byte ranges `(start, end)` of `text`
+    /// (sorted by start): a chat rendering's message content, whose `<|im_end|>` stays text.
+    pub fn tokenize_protected(&self, text: &str, add_special: bool, protected: &[(usize, usize)]) -> Vec<u32> {
+        self.tokenize_fragments(text, add_special, true, protected)
+    }
+
+    /// The text of the first control token found in `text`, if any.
+    pub fn control_text_in(&self, text: &str) -> Option<&str> {
+        self.special_cache
+            .iter()
+            .filter(|&&id| self.attrs[id as usize] & (TokenAttr::CONTROL | TokenAttr::UNKNOWN) != 0)
+            .map(|&id| &self.texts[id as usize][..])
+            .find(|t| !t.is_empty() && find(text.as_bytes(), t).is_some())
+            .and_then(|t| std::str::from_utf8(t).ok())
+    }
+
+    fn tokenize_fragments(&self, text: &str, add_special: bool, parse_special: bool, protected: &[(usize, usize)]) -> Vec<u32> {
         let raw = text.as_bytes();
         let mut out = Vec::new();
         let fragments = if raw.is_empty() {
             Vec::new()
         } else {
-            self.partition(raw, parse_special)
+            self.partition(raw, parse_special, protected)
         };
         if add_special && self.add_bos {
             out.extend(self.bos);
@@ -700,15 +721,30 @@ impl Vocab {
 
     /// Split the input at special-token texts (llama.cpp `tokenizer_st_partition`): for each special
     /// token, longest first, every occurrence inside a still-raw fragment becomes a token fragment.
-    fn partition(&self, raw: &[u8], parse_special: bool) -> Vec<Fragment> {
+    /// Control-token matches overlapping a `protected` range are skipped (see
+    /// [`Self::tokenize_protected`]).
+    fn partition(&self, raw: &[u8], parse_special: bool, protected: &[(usize, usize)]) -> Vec<Fragment> {
         let mut frags = vec![Fragment::Text(0, raw.len())];
         let mut next = Vec::new();
         for &id in &self.special_cache {
             let attr = self.attrs[id as usize];
-            if !parse_special && attr & (TokenAttr::CONTROL | TokenAttr::UNKNOWN) != 0 {
+            let control = attr & (TokenAttr::CONTROL | TokenAttr::UNKNOWN) != 0;
+            if !parse_special && control {
                 continue;
             }
             let text = &self.texts[id as usize][..];
+            // The first match in raw[base..base + len] that may be taken.
+            let allowed = |base: usize, len: usize| -> Option<usize> {
+                let mut from = base;
+                while let Some(m) = find(&raw[from..base + len], text).map(|p| from + p) {
+                    let end = m + text.len();
+                    if !control || !protected.iter().any(|&(s, e)| s < end && m < e) {
+                        return Some(m);
+                    }
+                    from = m + 1;
+                }
+                None
+            };
             next.clear();
             let mut changed = false;
             for &frag in &frags {
@@ -717,7 +753,7 @@ impl Vocab {
                     continue;
                 };
                 loop {
-                    let Some(m) = find(&raw[base..base + len], text).map(|p| base + p) else {
+                    let Some(m) = allowed(base, len) else {
                         if len > 0 {
                             next.push(Fragment::Text(base, len));
                         }

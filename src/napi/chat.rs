@@ -1,0 +1,156 @@
+//! Chat from JavaScript: `model.applyChatTemplate`. Converts the messages and options; the
+//! rendering and its tokenization are the core's (`crate::infer::chat`).
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use serde_json::Value;
+
+use super::errors::invalid_option;
+use super::job::Job;
+use super::model::Model;
+use crate::error::{ChordError, ErrorCode};
+use crate::infer::{CHAT_TEMPLATE_KEY, ChatMessage, ChatTemplateContext, render_chat_template, tokenize_chat};
+
+/// One message of a chat, as Hugging Face chat templates take it.
+#[allow(dead_code)] // reason: TypeScript shape only (the messages are read as JSON)
+#[napi(object, js_name = "ChatMessage")]
+pub struct JsChatMessage {
+    /// `'system'`, `'user'`, `'assistant'` (or another role the template knows).
+    pub role: String,
+    /// The message text. With `tokenize: true` it is never parsed as special tokens.
+    pub content: String,
+}
+
+/// Options of `model.applyChatTemplate` (this struct declares their TypeScript shape;
+/// `parse_options` reads the JS object itself).
+#[allow(dead_code)] // reason: TypeScript shape only
+#[napi(object)]
+pub struct ApplyChatTemplateOptions {
+    /// End with the opening of the assistant's turn, so that generation continues as the
+    /// assistant (transformers' `add_generation_prompt`). Default true.
+    pub add_generation_prompt: Option<bool>,
+    /// A Jinja chat template to use instead of the file's `tokenizer.chat_template`.
+    pub template: Option<String>,
+    /// Return token ids instead of text: the template's special tokens are special, message
+    /// content never is (so a user's `<|im_end|>` stays text). Default false.
+    pub tokenize: Option<bool>,
+}
+
+struct Parsed {
+    add_generation_prompt: bool,
+    template: Option<String>,
+    tokenize: bool,
+}
+
+const KNOWN: &[&str] = &["addGenerationPrompt", "template", "tokenize"];
+
+fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, ChordError> {
+    let Value::Array(items) = v else { return Err(invalid_option("messages must be an array of { role, content } objects")) };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let Value::Object(mut m) = m else { return Err(invalid_option(format!("messages[{i}] must be an object {{ role, content }}"))) };
+            if let Some(k) = m.keys().find(|k| !matches!(k.as_str(), "role" | "content")) {
+                return Err(invalid_option(format!("messages[{i}] has the unknown key {k:?} (known: role, content)")));
+            }
+            let mut text = |key: &str| match m.remove(key) {
+                Some(Value::String(s)) => Ok(s),
+                Some(other) => Err(invalid_option(format!("messages[{i}].{key} must be a string, got {}", json_type(&other)))),
+                None => Err(invalid_option(format!("messages[{i}].{key} is missing"))),
+            };
+            Ok(ChatMessage { role: text("role")?, content: text("content")? })
+        })
+        .collect()
+}
+
+fn parse_options(v: Option<Value>) -> std::result::Result<Parsed, ChordError> {
+    let mut p = Parsed { add_generation_prompt: true, template: None, tokenize: false };
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(p),
+        Some(Value::Object(o)) => o,
+        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
+    };
+    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(invalid_option(format!("unknown option {k:?} (known: {})", KNOWN.join(", "))));
+    }
+    let flag = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(invalid_option(format!("{key} must be a boolean, got {}", json_type(other)))),
+    };
+    p.add_generation_prompt = flag("addGenerationPrompt")?.unwrap_or(true);
+    p.tokenize = flag("tokenize")?.unwrap_or(false);
+    p.template = match obj.get("template") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(invalid_option(format!("template must be a string, got {}", json_type(other)))),
+    };
+    Ok(p)
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[napi]
+impl Model {
+    /// Renders `messages` with the model's chat template (`tokenizer.chat_template` in the file,
+    /// or `options.template`) exactly as Hugging Face transformers' `apply_chat_template` does
+    /// (jinja2 with `trim_blocks`/`lstrip_blocks`; `bos_token`/`eos_token` are the file's).
+    /// Resolves to the text, or with `tokenize: true` to token ids in which message content is
+    /// never parsed as special tokens. Feed either to `generate` (ids as they are; text with
+    /// `addSpecial: false`, since the template writes BOS itself).
+    ///
+    /// Rejects with `ERR_NO_CHAT_TEMPLATE` (the file has none and no `template` was given),
+    /// `ERR_CHAT_TEMPLATE` (the template does not parse, fails, or calls `raise_exception`: its
+    /// message is given), `ERR_INVALID_OPTION`, `ERR_UNSUPPORTED_TOKENIZER` (with `tokenize`),
+    /// `ERR_DISPOSED`.
+    #[napi(ts_args_type = "messages: ChatMessage[], options?: ApplyChatTemplateOptions", ts_return_type = "Promise<string | number[]>")]
+    pub fn apply_chat_template(&self, env: Env, messages: Unknown, options: Option<Unknown>) -> AsyncTask<Job<Either<String, Vec<u32>>>> {
+        let input = (|| -> std::result::Result<(Vec<ChatMessage>, Parsed), ChordError> {
+            let messages: Value = env.from_js_value(messages).map_err(|e| invalid_option(format!("messages: {e}")))?;
+            let options: Option<Value> = match options {
+                Some(o) => Some(env.from_js_value(o).map_err(|e| invalid_option(format!("options: {e}")))?),
+                None => None,
+            };
+            Ok((parse_messages(messages)?, parse_options(options)?))
+        })();
+        let view = self.shared.view(|v| {
+            let template = v.gguf.get_str(CHAT_TEMPLATE_KEY).map(str::to_string);
+            Ok((template, v.vocab.clone()))
+        });
+        Job::task(move || {
+            let (messages, p) = input?;
+            let (file_template, vocab) = view?;
+            let Some(template) = p.template.or(file_template) else {
+                return Err(ChordError::new(ErrorCode::NoChatTemplate, format!("the file has no {CHAT_TEMPLATE_KEY}; pass options.template")));
+            };
+            let token_text = |id: Option<u32>| -> String {
+                match (&vocab, id) {
+                    (Ok(v), Some(id)) => v.token_text(id).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default(),
+                    _ => String::new(),
+                }
+            };
+            let ctx = ChatTemplateContext {
+                add_generation_prompt: p.add_generation_prompt,
+                bos_token: token_text(vocab.as_ref().ok().and_then(|v| v.bos())),
+                eos_token: token_text(vocab.as_ref().ok().and_then(|v| v.eos())),
+                now_unix: None,
+            };
+            let text = render_chat_template(&template, &messages, &ctx)?;
+            if !p.tokenize {
+                return Ok(Either::A(text));
+            }
+            let vocab = vocab?;
+            Ok(Either::B(tokenize_chat(&vocab, &text, &messages)?))
+        })
+    }
+}
