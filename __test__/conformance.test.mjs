@@ -9,15 +9,17 @@
 // of llama.cpp's x86 CPU build (8-lane fused block sums, the repacked Q4_K kernels, flash
 // attention in f16, glibc's expf), so the logits match bit for bit. The agreement (matching
 // prefix per prompt) is printed for the record. The orders mirrored are those of the CPU variant
-// llama.cpp loads on an x86-64 host with AVX-512 (the machines here); on a host without AVX-512
-// llama.cpp runs its AVX2 variant, whose f16 and exp vector widths differ, so there the check is
-// relaxed to the first token (also with `WASM_CHORD_LENIENT_CONFORMANCE=1`).
+// llama.cpp loads on an x86-64 host with AVX-512 (the machines here); on a host with AMX the
+// referee is the same prebuilt package without its AMX variant (`referee.mjs` says why); on a host
+// without AVX-512 llama.cpp runs its AVX2 variant, whose f16 and exp vector widths differ, so there
+// the check is relaxed to the first token (also with `WASM_CHORD_LENIENT_CONFORMANCE=1`).
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { getLlama } from 'node-llama-cpp'
 import { Model } from '../index.js'
 import { realModel } from './helpers.mjs'
+import { HOST_AVX512, loadedCpuVariants, pinRefereeVariant } from './referee.mjs'
 
 const corpus = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures', 'tokenizer-corpus.json'), 'utf8'))
 
@@ -36,7 +38,6 @@ const N = 32
 const LONG = [100, 300, 800]
 /** llama.cpp's thread count for the long prompts (and the split wasm-chord mirrors). */
 const LONG_THREADS = 2
-const HOST_AVX512 = process.arch === 'x64' && fs.existsSync('/proc/cpuinfo') && /\bavx512f\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'))
 const STRICT = HOST_AVX512 && process.env.WASM_CHORD_LENIENT_CONFORMANCE !== '1'
 const results = {}
 const prefix = (a, b) => {
@@ -54,7 +55,11 @@ const MODELS = [
 
 let llama
 beforeAll(async () => {
+  const pinned = pinRefereeVariant()
   llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, logLevel: 'error' })
+  const variants = loadedCpuVariants()
+  console.log(`[conformance] referee: llama.cpp ${variants.join(', ') || '(CPU variant not visible)'}${pinned ? ' (AMX variant set aside, see __test__/referee.mjs)' : ''}`)
+  if (pinned) expect(variants).not.toContain('libggml-cpu-sapphirerapids.so')
 }, 120_000)
 afterAll(async () => {
   await llama?.dispose()
