@@ -9,8 +9,60 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * A chat with a model that keeps its history and its own KV cache: each `prompt` evaluates only
+ * what follows the previous turn's prompt (`timings.promptTokens`; the reused ones are
+ * `timings.cachedTokens`), and its reply is exactly the text `generate` gives on the whole
+ * rendered history. Several sessions on one model each keep their own cache (switching between
+ * them copies the cache positions in use in and out of the guest). Create it with
+ * `model.createSession()`.
+ */
+export declare class ChatSession {
+  /** Same as `dispose()`: enables `await using session = model.createSession()`. */
+  [Symbol.asyncDispose](): Promise<void>
+  /**
+   * Sends `text` as the user's next message and resolves to the assistant's reply (what
+   * `generate` gives plus `message`); both are added to `history` (not when the call
+   * rejects). Only what follows the previous turn's prompt is evaluated (`timings.promptTokens`;
+   * `timings.cachedTokens` were reused), and the reply is exactly the text `generate` gives
+   * on the whole rendered history. Turns of one session run one after another. Rejects
+   * with `ERR_CONTEXT_TOO_LARGE` when the rendered history does not fit the session's
+   * `contextLength` (`reset()` starts over), `ERR_ABORTED`, `ERR_DISPOSED` (session or
+   * model), `ERR_INVALID_OPTION`, `ERR_CHAT_TEMPLATE`, `ERR_CALLBACK`.
+   */
+  prompt(text: string, options?: SessionPromptOptions): Promise<ChatResult>
+  /**
+   * The chat so far: the system prompt (if any), then each turn's user and assistant
+   * messages (a copy). Throws `ERR_DISPOSED` after `dispose()`.
+   */
+  get history(): Array<ChatMessage>
+  /** Positions this session may fill (its `contextLength`). */
+  get contextLength(): number
+  /**
+   * Starts the chat over: the history goes back to the system prompt. The KV cache is kept,
+   * so the next turn still reuses the system prompt's tokens. A turn running meanwhile
+   * finishes but is not recorded. Throws `ERR_DISPOSED` after `dispose()`.
+   */
+  reset(): void
+  /**
+   * Frees the session's KV cache and history. A running `prompt` stops and rejects with
+   * `ERR_DISPOSED`; later calls reject with `ERR_DISPOSED`. The model stays usable.
+   */
+  dispose(): Promise<void>
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean
+}
+
 /** A GGUF model loaded into a sandboxed wasm32 guest. Create it with `Model.load`. */
 export declare class Model {
+  /**
+   * Answers as the assistant: renders `messages` with the chat template (as
+   * `applyChatTemplate(messages, { tokenize: true })`: message content is never parsed as special
+   * tokens) and generates from it. Nothing is kept between calls; for a conversation that keeps
+   * its KV cache use `createSession()`. Resolves to what `generate` gives plus `message`.
+   * Rejects like `generate` and `applyChatTemplate`.
+   */
+  chat(messages: ChatMessage[], options?: ChatOptions): Promise<ChatResult>
   /**
    * Generates text from a prompt (text, tokenized with the model's tokenizer — BOS/EOS as the
    * model says, special-token text recognised — or token ids) on a thread of the addon's own.
@@ -130,6 +182,13 @@ export declare class Model {
   dispose(): Promise<void>
   /** Whether `dispose()` was called. */
   get disposed(): boolean
+  /**
+   * Starts a chat session on this model: `await session.prompt(text)` answers as the
+   * assistant, keeping the history and the session's own KV cache. Uses the file's chat
+   * template unless `template` is given. Throws `ERR_NO_CHAT_TEMPLATE` (neither),
+   * `ERR_INVALID_OPTION`, `ERR_DISPOSED`.
+   */
+  createSession(options?: CreateSessionOptions): ChatSession
 }
 
 /**
@@ -172,9 +231,9 @@ export interface BridgeStats {
 /** Layer cache statistics (`model.cacheStats()`). */
 export interface CacheStats {
   /** Memory mode; in `'whole'` mode every layer is resident and the counters stay 0. */
-  mode: string
+  mode: 'whole' | 'memory64'
   /** Eviction policy (`'lru'`), or `'none'` in WHOLE mode. */
-  policy: string
+  policy: 'lru' | 'none'
   /** Cache slots (layers). */
   capacityLayers: number
   /** Bytes per slot. */
@@ -205,6 +264,23 @@ export interface ChatMessage {
   content: string
 }
 
+/**
+ * Options of `model.createSession` (this struct declares their TypeScript shape;
+ * `parse_session_options` reads the JS object itself).
+ */
+export interface CreateSessionOptions {
+  /** A system message that opens the history (and stays after `reset()`). */
+  systemPrompt?: string
+  /**
+   * Positions the session may fill, at most the model's `contextLength` (the default). A
+   * turn whose rendered history does not fit rejects with `ERR_CONTEXT_TOO_LARGE`; a reply
+   * that fills it stops with `stopReason: 'contextFull'`.
+   */
+  contextLength?: number
+  /** A Jinja chat template to use instead of the file's `tokenizer.chat_template`. */
+  template?: string
+}
+
 /** An error as the event channel carries it (the JS wrapper makes it an `Error` with `code`). */
 export interface ErrorInfo {
   /** Stable `ERR_*` code. */
@@ -229,10 +305,13 @@ export interface GenerateOptions {
   /** Drop tokens less likely than minP × the most likely one (temperature > 0). Default 0 (off). */
   minP?: number
   /**
-   * Penalty for recently seen tokens: a number (1 = off, the default), or
-   * `{ penalty, lastTokens }` (lastTokens default 64).
+   * Penalties for recently seen tokens, as llama.cpp applies them: a number (the repeat
+   * penalty; 1 = off, the default), or `{ penalty?, frequencyPenalty?, presencePenalty?,
+   * lastTokens? }` — a recent token's logit is divided by `penalty` (default 1) if positive,
+   * else multiplied, then `count × frequencyPenalty + presencePenalty` (defaults 0) is
+   * subtracted, over the last `lastTokens` tokens (default 64).
    */
-  repeatPenalty?: number | { penalty: number; lastTokens?: number }
+  repeatPenalty?: number | { penalty?: number; frequencyPenalty?: number; presencePenalty?: number; lastTokens?: number }
   /** Random seed: the same seed gives the same text. Default: from the clock. */
   seed?: number
   /** Strings that end generation; the text stops before the first one found. */
@@ -243,8 +322,18 @@ export interface GenerateOptions {
   parseSpecial?: boolean
   /** Called with each piece of generated text (complete UTF-8) as soon as it is final. */
   onTextChunk?: (chunk: string) => void
-  /** Stops generation (also during the prompt); the call rejects with `ERR_ABORTED`. */
+  /** Called with the ids of each generated token as it is sampled (before its text is final). */
+  onToken?: (tokens: number[]) => void
+  /**
+   * Stops generation (also during the prompt); the call rejects with `ERR_ABORTED` whose
+   * `cause` is `signal.reason`.
+   */
   signal?: AbortSignal
+  /**
+   * With `signal`: an abort resolves with the text generated so far and `stopReason: 'abort'`
+   * instead of rejecting. Default false.
+   */
+  stopOnAbortSignal?: boolean
 }
 
 /** What `model.generate` resolves to. */
@@ -253,8 +342,11 @@ export interface GenerateResult {
   text: string
   /** The generated token ids. */
   tokens: Array<number>
-  /** Why generation stopped: `'eogToken'`, `'maxTokens'`, `'stopString'` or `'contextFull'`. */
-  stopReason: string
+  /**
+   * Why generation stopped: an end-of-generation token, `maxTokens`, a `stop` string, a full
+   * context, or an abort with `stopOnAbortSignal`.
+   */
+  stopReason: 'eogToken' | 'maxTokens' | 'stopString' | 'contextFull' | 'abort'
   /** Timings. */
   timings: GenerateTimings
 }
@@ -263,6 +355,11 @@ export interface GenerateResult {
 export interface GenerateTimings {
   /** Prompt tokens evaluated. */
   promptTokens: number
+  /**
+   * Prompt tokens a chat session's KV cache already held from earlier turns (not evaluated
+   * again); 0 for `generate` and `chat`.
+   */
+  cachedTokens: number
   /** Milliseconds for the prompt (until the first token could be sampled). */
   promptMs: number
   /** Tokens generated. */
@@ -379,7 +476,7 @@ export interface LoadOptions {
 /** Memory accounting (`model.memoryStats()`). */
 export interface MemoryStats {
   /** `'whole'` or `'memory64'`. */
-  mode: string
+  mode: 'whole' | 'memory64'
   /** Size of the guest's wasm32 linear memory. */
   guestMemoryBytes: number
   /** Bytes of the layer cache arena in guest memory (Memory64 mode). */
@@ -414,8 +511,13 @@ export interface ModelInfo {
   tensorCount: number
   /** Number of transformer layers (`blk.N.*`). */
   layerCount: number
-  /** Training context length (`{arch}.context_length`). */
+  /** Training context length (`{arch}.context_length`), what the model was trained for. */
   contextLength?: number
+  /**
+   * KV cache positions allocated at load (the `contextLength` load option; default the
+   * training context capped at 4096): the most tokens prompt + reply can hold.
+   */
+  contextSize: number
   /** Embedding width (`{arch}.embedding_length`). */
   embeddingLength?: number
   /** Attention heads. */
@@ -431,7 +533,7 @@ export interface ModelInfo {
   /** Tensor type histogram, largest first. */
   tensorTypes: Array<TensorTypeCount>
   /** Memory mode chosen at load: `'whole'` or `'memory64'`. */
-  mode: string
+  mode: 'whole' | 'memory64'
   /** Threshold (bytes) used by `memory64: 'auto'`. */
   memory64Threshold: number
   /**
@@ -506,6 +608,67 @@ export interface UnitChecksum {
  * Resolves to the number of bytes of the file.
  */
 export declare function writeGguf(path: string, spec: GgufSpec): Promise<number>
+
+/** Options of `model.chat`: those of `generate` (the template decides the special tokens) and a `template` to use instead of the file's. */
+export type ChatOptions = Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'> & { template?: string }
+
+/** Options of `session.prompt`: those of `generate` (the session's template decides the special tokens). */
+export type SessionPromptOptions = Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'>
+
+/** What `model.chat` and `session.prompt` resolve to: the generation and the assistant message it makes. */
+export type ChatResult = GenerateResult & { message: ChatMessage }
+
+/** The `code` of every error wasm-chord throws or rejects with (see the README's table). */
+export type ErrorCode =
+  | 'ERR_GGUF_BAD_MAGIC'
+  | 'ERR_GGUF_UNSUPPORTED_VERSION'
+  | 'ERR_GGUF_BIG_ENDIAN'
+  | 'ERR_GGUF_TRUNCATED'
+  | 'ERR_GGUF_BAD_VALUE_TYPE'
+  | 'ERR_GGUF_STRING_TOO_LONG'
+  | 'ERR_GGUF_ARRAY_TOO_LONG'
+  | 'ERR_GGUF_NESTING_TOO_DEEP'
+  | 'ERR_GGUF_BAD_UTF8'
+  | 'ERR_GGUF_DUPLICATE_KEY'
+  | 'ERR_GGUF_TOO_MANY_ENTRIES'
+  | 'ERR_GGUF_BAD_ALIGNMENT'
+  | 'ERR_GGUF_TENSOR_NAME_TOO_LONG'
+  | 'ERR_GGUF_DUPLICATE_TENSOR'
+  | 'ERR_GGUF_BAD_DIMS'
+  | 'ERR_GGUF_BAD_SHAPE'
+  | 'ERR_GGUF_UNKNOWN_TYPE'
+  | 'ERR_GGUF_MISALIGNED_TENSOR'
+  | 'ERR_GGUF_TENSOR_OUT_OF_BOUNDS'
+  | 'ERR_GGUF_TENSOR_OVERLAP'
+  | 'ERR_GGUF_BAD_METADATA'
+  | 'ERR_IO'
+  | 'ERR_FILE_CHANGED'
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_INVALID_LAYOUT'
+  | 'ERR_MODEL_TOO_LARGE_FOR_WASM32'
+  | 'ERR_CACHE_TOO_SMALL'
+  | 'ERR_NO_SUCH_LAYER'
+  | 'ERR_MEMORY64'
+  | 'ERR_GUEST_TRAP'
+  | 'ERR_GUEST'
+  | 'ERR_UNSUPPORTED_ARCH'
+  | 'ERR_MODEL_MISSING_TENSOR'
+  | 'ERR_MODEL_BAD_HPARAMS'
+  | 'ERR_MODEL_TENSOR_SHAPE'
+  | 'ERR_UNSUPPORTED_TOKENIZER'
+  | 'ERR_GGUF_BAD_TOKENIZER'
+  | 'ERR_CONTEXT_TOO_LARGE'
+  | 'ERR_NO_CHAT_TEMPLATE'
+  | 'ERR_CHAT_TEMPLATE'
+  | 'ERR_ABORTED'
+  | 'ERR_CALLBACK'
+  | 'ERR_DISPOSED'
+  | 'ERR_INTERNAL'
+
+/** An error from wasm-chord: `err.code` says what went wrong, `err.message` gives the numbers. */
+export interface WasmChordError extends Error {
+  code: ErrorCode
+}
 
 /** A GGUF metadata value: integers beyond 2^53 are BigInts; long arrays are summarised. */
 export type GgufMetadataValue =

@@ -835,5 +835,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ChatSession = nativeBinding.ChatSession
 module.exports.Model = nativeBinding.Model
 module.exports.writeGguf = nativeBinding.writeGguf

@@ -132,8 +132,52 @@ describe.runIf(smollm2)('generation API (SmolLM2-135M)', () => {
     expect((await rejection(m.detokenize([1e9]))).code).toBe('ERR_INVALID_OPTION')
   })
 
+  it("an abort rejects with ERR_ABORTED whose cause is signal.reason; stopOnAbortSignal resolves with the text so far", async () => {
+    const reason = new Error('user pressed stop')
+    const ac = new AbortController()
+    const e = await rejection(m.generate(PROMPT, { maxTokens: 100, signal: ac.signal, onTextChunk: () => ac.abort(reason) }))
+    expect(e.code).toBe('ERR_ABORTED')
+    expect(e.cause).toBe(reason)
+    const ac2 = new AbortController()
+    const chunks = []
+    const r = await m.generate(PROMPT, { maxTokens: 100, signal: ac2.signal, stopOnAbortSignal: true, onTextChunk: (t) => { chunks.push(t); if (chunks.length === 3) ac2.abort() } })
+    expect(r.stopReason).toBe('abort')
+    expect(r.tokens.length).toBeGreaterThanOrEqual(3)
+    expect(r.tokens.length).toBeLessThan(100)
+    expect(r.text).toBe(chunks.join(''))
+    expect(r.text).toBe(await m.detokenize(r.tokens))
+    // Aborted before the prompt ran: an empty reply, not an error.
+    const before = await m.generate(PROMPT, { signal: AbortSignal.abort(), stopOnAbortSignal: true })
+    expect([before.stopReason, before.tokens]).toEqual(['abort', []])
+    // The model goes on as before.
+    expect((await m.generate(PROMPT, { maxTokens: 8 })).tokens).toEqual((await m.generate(PROMPT, { maxTokens: 8 })).tokens)
+  })
+
+  it('onToken sees each generated id as it is sampled; a throwing onToken is ERR_CALLBACK', async () => {
+    const seen = []
+    const r = await m.generate(PROMPT, { maxTokens: 12, onToken: (ids) => seen.push(...ids) })
+    expect(seen).toEqual(r.tokens)
+    const boom = new Error('boom')
+    const e = await rejection(m.generate(PROMPT, { maxTokens: 50, onToken: () => { throw boom } }))
+    expect([e.code, e.cause, e.message]).toEqual(['ERR_CALLBACK', boom, 'onToken threw: boom'])
+  })
+
+  it('frequencyPenalty and presencePenalty follow llama.cpp; unknown repeatPenalty keys are rejected', async () => {
+    const prompt = '1, 1, 1, 1, 1, 1, 1, 1,'
+    const plain = (await m.generate(prompt, { maxTokens: 12 })).tokens
+    const freq = (await m.generate(prompt, { maxTokens: 12, repeatPenalty: { frequencyPenalty: 1.5 } })).tokens
+    const presence = (await m.generate(prompt, { maxTokens: 12, repeatPenalty: { presencePenalty: 5, lastTokens: 16 } })).tokens
+    expect(freq).not.toEqual(plain)
+    expect(presence).not.toEqual(plain)
+    // Zero penalties change nothing.
+    expect((await m.generate(prompt, { maxTokens: 12, repeatPenalty: { penalty: 1, frequencyPenalty: 0, presencePenalty: 0 } })).tokens).toEqual(plain)
+    const e = await rejection(m.generate(prompt, { repeatPenalty: { penalty: 1.1, frequencyPenalti: 0.5 } }))
+    expect(e.code).toBe('ERR_INVALID_OPTION')
+    expect(e.message).toContain('repeatPenalty.frequencyPenalti')
+  })
+
   it('bad options and prompts are ERR_INVALID_OPTION; a too-long prompt is ERR_CONTEXT_TOO_LARGE', async () => {
-    for (const bad of [{ temperature: -1 }, { topP: 2 }, { maxTokens: 1.5 }, { stop: 3 }, { seed: 'x' }, { nope: 1 }, { repeatPenalty: { lastTokens: 3 } }, { onTextChunk: 5 }]) {
+    for (const bad of [{ temperature: -1 }, { topP: 2 }, { maxTokens: 1.5 }, { stop: 3 }, { seed: 'x' }, { nope: 1 }, { repeatPenalty: { lastTokens: 3 } }, { repeatPenalty: { frequencyPenalty: 'x' } }, { onTextChunk: 5 }, { onToken: 1 }, { stopOnAbortSignal: 'yes' }]) {
       expect((await rejection(m.generate(PROMPT, bad))).code, JSON.stringify(bad)).toBe('ERR_INVALID_OPTION')
     }
     expect((await rejection(m.generate(42))).code).toBe('ERR_INVALID_OPTION')

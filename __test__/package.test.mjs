@@ -1,15 +1,16 @@
-// The npm packaging: the platform package holds a loadable addon, and the CLI's main job runs.
-import { execFileSync } from 'node:child_process'
+// The npm packaging: the platform package holds a loadable addon; the CLI's commands and flags.
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { writeGguf } from '../index.js'
-import { llamaSpec, tempDir } from './helpers.mjs'
+import { llamaSpec, realModel, tempDir } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.join(import.meta.dirname, '..')
 const dir = tempDir('package')
+const SMOL = realModel('SmolLM2-135M-Instruct.Q4_1.gguf')
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 describe('packaging', () => {
@@ -22,13 +23,49 @@ describe('packaging', () => {
     expect(typeof addon.writeGguf).toBe('function')
   })
 
-  it('`wasm-chord info` prints metadata, the plan and a verified layer-cache run', async () => {
+  const cli = path.join(root, 'bin', 'wasm-chord.js')
+  const run = (args, input) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', input })
+
+  it('`wasm-chord verify` checks every layer through the layer cache; `info` inspects the file', async () => {
     const file = path.join(dir, 'cli.gguf')
     await writeGguf(file, llamaSpec({ layers: 5 }))
-    const out = execFileSync(process.execPath, [path.join(root, 'bin', 'wasm-chord.js'), 'info', file, '--memory64', 'always', '--cache-layers', '2'], { encoding: 'utf8' })
+    const out = run(['verify', file, '--memory64', 'always', '--cache-layers', '2']).stdout
     expect(out).toMatch(/plan\s+MEMORY64/)
     expect(out).toMatch(/cache pass 2 5 layers verified .* misses 10/)
     expect(out).toMatch(/^ok: /m)
+    const info = run(['info', file, '--memory64=always'])
+    expect(info.status).toBe(0)
+    expect(info.stdout).toMatch(/plan\s+MEMORY64/)
+    expect(info.stdout).toMatch(/^KV cache\s+\d/m)
+    expect(info.stdout).toMatch(/^chat\s+no tokenizer.chat_template/m)
+    expect(info.stdout).not.toMatch(/cache pass/)
+  })
+
+  it('the CLI: --help exits 0, --version, errors name the flag (exit 2)', () => {
+    const help = run(['--help'])
+    expect(help.status).toBe(0)
+    expect(help.stdout).toMatch(/^usage: wasm-chord/)
+    expect(run(['-h']).status).toBe(0)
+    expect(run(['--version']).stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version)
+    const bad = run(['generate', 'm.gguf', 'hi', '--max-tokens=many'])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/^ERR_USAGE: --max-tokens must be an integer, got "many"/)
+    expect(run(['info', 'm.gguf', '--bogus', '1']).stderr).toMatch(/--bogus/)
+    expect(run(['frob', 'm.gguf']).status).toBe(2)
+  })
+
+  it.runIf(SMOL)('`wasm-chord generate` streams with --stop and --temperature; `chat` answers lines from stdin', () => {
+    const g = run(['generate', SMOL, 'The capital of France is', '--max-tokens', '24', '--temperature=0', '--stop', '.', '--context', '256'])
+    expect(g.status).toBe(0)
+    expect(g.stdout).not.toContain('.')
+    expect(g.stderr).toMatch(/stop: (stopString|eogToken)/)
+    const bad = run(['generate', SMOL, 'x', '--top-p', '2'])
+    expect(bad.status).toBe(1)
+    expect(bad.stderr).toMatch(/^ERR_INVALID_OPTION: --top-p/)
+    const c = run(['chat', SMOL, '--system', 'You are terse.', '--max-tokens', '8', '--context', '512'], 'What is the capital of France?\n/reset\nHi\n/exit\nnot read\n')
+    expect(c.status).toBe(0)
+    expect(c.stdout.trim().length).toBeGreaterThan(0)
+    expect(c.stderr).toContain('(history cleared)')
   })
 
   it('`wasm-chord info` on a bad file exits 1 with the error code', () => {

@@ -61,6 +61,68 @@ if (!text.includes(gen)) {
 `,
   )
 }
+const chat = 'chat(messages: ChatMessage[], options?: ChatOptions): Promise<ChatResult>'
+if (!text.includes(chat)) {
+  text = text.replace(
+    /(export declare class Model \{\n)/,
+    `$1  /**
+   * Answers as the assistant: renders \`messages\` with the chat template (as
+   * \`applyChatTemplate(messages, { tokenize: true })\`: message content is never parsed as special
+   * tokens) and generates from it. Nothing is kept between calls; for a conversation that keeps
+   * its KV cache use \`createSession()\`. Resolves to what \`generate\` gives plus \`message\`.
+   * Rejects like \`generate\` and \`applyChatTemplate\`.
+   */
+  ${chat}
+`,
+  )
+}
+const prompt = 'prompt(text: string, options?: SessionPromptOptions): Promise<ChatResult>'
+if (!text.includes(prompt)) {
+  text = text.replace(
+    /(export declare class ChatSession \{\n)/,
+    `$1  /** Same as \`dispose()\`: enables \`await using session = model.createSession()\`. */
+  [Symbol.asyncDispose](): Promise<void>
+  /**
+   * Sends \`text\` as the user's next message and resolves to the assistant's reply (what
+   * \`generate\` gives plus \`message\`); both are added to \`history\` (not when the call
+   * rejects). Only what follows the previous turn's prompt is evaluated (\`timings.promptTokens\`;
+   * \`timings.cachedTokens\` were reused), and the reply is exactly the text \`generate\` gives
+   * on the whole rendered history. Turns of one session run one after another. Rejects
+   * with \`ERR_CONTEXT_TOO_LARGE\` when the rendered history does not fit the session's
+   * \`contextLength\` (\`reset()\` starts over), \`ERR_ABORTED\`, \`ERR_DISPOSED\` (session or
+   * model), \`ERR_INVALID_OPTION\`, \`ERR_CHAT_TEMPLATE\`, \`ERR_CALLBACK\`.
+   */
+  ${prompt}
+`,
+  )
+}
+if (!text.includes('export type ChatOptions')) {
+  text += `
+/** Options of \`model.chat\`: those of \`generate\` (the template decides the special tokens) and a \`template\` to use instead of the file's. */
+export type ChatOptions = Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'> & { template?: string }
+
+/** Options of \`session.prompt\`: those of \`generate\` (the session's template decides the special tokens). */
+export type SessionPromptOptions = Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'>
+
+/** What \`model.chat\` and \`session.prompt\` resolve to: the generation and the assistant message it makes. */
+export type ChatResult = GenerateResult & { message: ChatMessage }
+`
+}
+if (!text.includes('export type ErrorCode')) {
+  // The codes are the core's (src/error.rs, `ErrorCode::code_str`): one list, read from there.
+  const codes = [...fs.readFileSync(path.join(root, 'src', 'error.rs'), 'utf8').matchAll(/=> "(ERR_[A-Z0-9_]+)"/g)].map((m) => m[1])
+  if (codes.length < 10) throw new Error('after-build: could not read the error codes from src/error.rs')
+  text += `
+/** The \`code\` of every error wasm-chord throws or rejects with (see the README's table). */
+export type ErrorCode =
+${[...new Set(codes)].map((c) => `  | '${c}'`).join('\n')}
+
+/** An error from wasm-chord: \`err.code\` says what went wrong, \`err.message\` gives the numbers. */
+export interface WasmChordError extends Error {
+  code: ErrorCode
+}
+`
+}
 if (!text.includes('export type GgufMetadataValue')) {
   text += `
 /** A GGUF metadata value: integers beyond 2^53 are BigInts; long arrays are summarised. */

@@ -113,6 +113,11 @@ pub mod export {
     /// `wc_logits() -> i32 ptr`: where the `n_vocab` f32 logits of the last evaluated token live
     /// (0 before `wc_model_init`).
     pub const LOGITS: &str = "wc_logits";
+    /// `wc_kv_cache() -> i32 ptr`: where the KV cache lives (0 before `wc_model_init`): keys and
+    /// values of every layer, (n_layer, 2, n_ctx, n_head_kv·head_dim) f16 bits — see
+    /// [`kv_plane_len`](super::kv_plane_len). The host copies the positions a sequence uses out
+    /// and back in to give each chat session its own cache.
+    pub const KV_CACHE: &str = "wc_kv_cache";
     /// `wc_worker_run(job: i32, chunk: i32, chunks: i32) -> i32 status`: runs chunk `chunk` of
     /// `chunks` of the job at `job` (see [`PARALLEL_BEGIN`](super::import::PARALLEL_BEGIN)).
     /// Called on worker instances only: it touches nothing but the job's own buffers.
@@ -320,6 +325,14 @@ unsafe impl Abi for ModelConfig {}
 /// base frequency, else 1.
 pub fn rope_tables(c: &ModelConfig) -> usize {
     if c.n_swa > 0 && c.n_swa_pattern > 0 { 2 } else { 1 }
+}
+
+/// f16 values in one plane of the KV cache (the keys, or the values, of one layer):
+/// n_ctx × n_head_kv·head_dim. The cache ([`export::KV_CACHE`]) is 2·n_layer such planes, layer
+/// by layer, keys before values; position `p` of a plane is its values `p·w..(p+1)·w` with
+/// w = n_head_kv·head_dim.
+pub fn kv_plane_len(c: &ModelConfig) -> usize {
+    c.n_ctx as usize * c.n_head_kv as usize * c.head_dim as usize
 }
 
 /// f32 values in one RoPE table: n_ctx × n_rot (n_rot/2 pairs of cos, sin).

@@ -195,6 +195,15 @@ pub extern "C" fn wc_logits() -> i32 {
     }
 }
 
+/// Where the KV cache lives (see `wasm_chord_abi::exports::KV_CACHE`), 0 before `wc_model_init`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wc_kv_cache() -> i32 {
+    match MODEL.lock() {
+        Ok(g) => g.as_ref().map_or(0, |m| m.kv_cache.as_ptr() as i32),
+        Err(_) => 0,
+    }
+}
+
 /// Debug: record the intermediate tensors of layer `layer` during the next evals (−1: stop).
 #[unsafe(no_mangle)]
 pub extern "C" fn wc_debug_tap(layer: i32) -> i32 {

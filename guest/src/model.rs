@@ -206,6 +206,7 @@ impl Model {
         let memory64 = dir.memory64;
         let output_norm = read_f32_tensor(dir, &on)?;
         let kv_len = (cfg.n_ctx as usize).checked_mul(nkv).and_then(|x| x.checked_mul(2 * layers.len())).ok_or(status::ERR_OUT_OF_MEMORY)?;
+        debug_assert_eq!(kv_len, 2 * layers.len() * wasm_chord_abi::kv_plane_len(&cfg));
         let kv_cache = fresh_zeroed_u16(kv_len)?;
         // Memory64 mode streams the output head through a buffer of whole rows.
         let chunk_bytes = if memory64 { (HEAD_CHUNK_BYTES / output.row_bytes).max(1) * output.row_bytes } else { 0 };

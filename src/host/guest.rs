@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use wasm_chord_abi::{Abi, BridgeStats, Checksum, LayerGrant, export, status};
+use wasm_chord_abi::{Abi, BridgeStats, Checksum, LayerGrant, ModelConfig, export, status};
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, StoreLimitsBuilder, TypedFunc};
 
 use super::imports::{HostState, add_to_linker, current_stats, guest_range};
@@ -232,6 +232,48 @@ impl Guest {
         out.clear();
         out.extend(data[r].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         Ok(())
+    }
+
+    /// Copies positions `0..n_pos` of every plane of the KV cache (keys and values of each layer,
+    /// see [`wasm_chord_abi::kv_plane_len`]) out of guest memory: 2·n_layer runs of
+    /// n_pos·n_head_kv·head_dim f16 values, plane after plane.
+    pub fn kv_save(&mut self, cfg: &ModelConfig, n_pos: usize) -> Result<Vec<u8>> {
+        let (base, plane, run) = self.kv_layout(cfg, n_pos)?;
+        let data = self.memory.data(&self.store);
+        let mut out = Vec::with_capacity(2 * cfg.n_layer as usize * run);
+        for p in 0..2 * cfg.n_layer as usize {
+            let at = base + p * plane;
+            out.extend_from_slice(&data[at..at + run]);
+        }
+        Ok(out)
+    }
+
+    /// Writes back what [`Self::kv_save`] gave for the same `n_pos`.
+    pub fn kv_restore(&mut self, cfg: &ModelConfig, n_pos: usize, saved: &[u8]) -> Result<()> {
+        let (base, plane, run) = self.kv_layout(cfg, n_pos)?;
+        if saved.len() != 2 * cfg.n_layer as usize * run {
+            return fail(E::Internal, format!("a saved KV cache of {} bytes for {n_pos} positions (expected {})", saved.len(), 2 * cfg.n_layer as usize * run));
+        }
+        let data = self.memory.data_mut(&mut self.store);
+        for (p, chunk) in saved.chunks_exact(run.max(1)).enumerate() {
+            let at = base + p * plane;
+            data[at..at + run].copy_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// (cache address, bytes per plane, bytes of `n_pos` positions of a plane), bounds-checked.
+    fn kv_layout(&mut self, cfg: &ModelConfig, n_pos: usize) -> Result<(usize, usize, usize)> {
+        let f: TypedFunc<(), i32> = self.instance.get_typed_func(&mut self.store, export::KV_CACHE).map_err(|e| ChordError::new(E::Internal, format!("guest export {}: {e}", export::KV_CACHE)))?;
+        let ptr = f.call(&mut self.store, ()).map_err(trap)?;
+        let plane = wasm_chord_abi::kv_plane_len(cfg) * 2;
+        let width = cfg.n_head_kv as usize * cfg.head_dim as usize * 2;
+        if ptr == 0 || n_pos > cfg.n_ctx as usize {
+            return fail(E::Internal, format!("no KV cache for {n_pos} positions (cache at {ptr}, n_ctx {})", cfg.n_ctx));
+        }
+        let total = 2 * cfg.n_layer as usize * plane;
+        let r = guest_range(self.memory.data_size(&self.store), ptr, total as i64).ok_or_else(|| ChordError::new(E::Internal, "the KV cache is outside guest memory"))?;
+        Ok((r.start, plane, n_pos * width))
     }
 
     /// Debug taps: records copies of layer `layer`'s intermediate tensors during the following

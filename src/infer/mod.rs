@@ -10,6 +10,6 @@ pub mod vocab;
 
 pub use chat::{CHAT_TEMPLATE_KEY, ChatMessage, ChatTemplateContext, render_chat_template, tokenize_chat};
 pub use arch::{ArchConfig, DEFAULT_BATCH, DEFAULT_CONTEXT_CAP, resolve};
-pub use generate::{GenerateOptions, Generation, Runner, StopReason, Timings, eval_prompt, generate};
+pub use generate::{Continuation, GenerateOptions, Generation, Runner, StopReason, Timings, continuation_start, eval_prompt, generate, generate_continuing, prompt_rounding, rounding_class};
 pub use sampler::{Sampler, SamplerOptions, argmax};
 pub use vocab::{TextStream, Tokenizer, model_tokenizer, tokenizer_from_gguf};

@@ -18,15 +18,21 @@ pub struct SamplerOptions {
     /// `repeatPenalty` (default 1 = off): logits of recent tokens are divided (if positive) or
     /// multiplied (if negative) by it.
     pub repeat_penalty: f32,
-    /// `repeatPenalty.lastTokens` (default 64): how many recent tokens the penalty looks at.
+    /// `repeatPenalty.lastTokens` (default 64): how many recent tokens the penalties look at.
     pub repeat_last_n: usize,
+    /// `repeatPenalty.frequencyPenalty` (default 0 = off): subtracted from a recent token's logit
+    /// once per occurrence in the window (llama.cpp's `penalty_freq`).
+    pub frequency_penalty: f32,
+    /// `repeatPenalty.presencePenalty` (default 0 = off): subtracted once from the logit of every
+    /// token present in the window (llama.cpp's `penalty_present`).
+    pub presence_penalty: f32,
     /// `seed` (default: from the clock).
     pub seed: u64,
 }
 
 impl Default for SamplerOptions {
     fn default() -> Self {
-        Self { temperature: 0.0, top_k: 40, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: clock_seed() }
+        Self { temperature: 0.0, top_k: 40, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, frequency_penalty: 0.0, presence_penalty: 0.0, seed: clock_seed() }
     }
 }
 
@@ -51,6 +57,12 @@ impl SamplerOptions {
         if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
             return bad("repeatPenalty (> 0)", self.repeat_penalty);
         }
+        if !self.frequency_penalty.is_finite() {
+            return bad("repeatPenalty.frequencyPenalty", self.frequency_penalty);
+        }
+        if !self.presence_penalty.is_finite() {
+            return bad("repeatPenalty.presencePenalty", self.presence_penalty);
+        }
         Ok(())
     }
 }
@@ -72,13 +84,13 @@ impl Sampler {
     /// Picks the next token from `logits` (n_vocab), given the tokens so far (`history`).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let o = &self.opts;
-        let penalize = o.repeat_penalty != 1.0 && o.repeat_last_n > 0;
+        let penalize = (o.repeat_penalty != 1.0 || o.frequency_penalty != 0.0 || o.presence_penalty != 0.0) && o.repeat_last_n > 0;
         if o.temperature <= 0.0 && !penalize {
             return argmax(logits);
         }
         let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
         if penalize {
-            apply_repeat_penalty(&mut cand, history, o.repeat_penalty, o.repeat_last_n);
+            apply_penalties(&mut cand, history, o);
         }
         if o.temperature <= 0.0 {
             let best = cand.iter().fold((0u32, f32::NEG_INFINITY), |b, &(i, l)| if l > b.1 { (i, l) } else { b });
@@ -118,14 +130,20 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best.0 as u32
 }
 
-fn apply_repeat_penalty(cand: &mut [(u32, f32)], history: &[u32], penalty: f32, last_n: usize) {
-    let start = history.len().saturating_sub(last_n);
-    let mut seen = std::collections::HashSet::new();
+/// The penalties as llama.cpp's `llama_sampler_penalties_apply` defines them, over the last
+/// `repeat_last_n` tokens: for each distinct token seen `count` times, its logit is divided by the
+/// repeat penalty if positive (multiplied if not), then `count × frequency + presence` is
+/// subtracted.
+fn apply_penalties(cand: &mut [(u32, f32)], history: &[u32], o: &SamplerOptions) {
+    let start = history.len().saturating_sub(o.repeat_last_n);
+    let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
     for &t in &history[start..] {
-        if seen.insert(t)
-            && let Some(c) = cand.get_mut(t as usize)
-        {
-            c.1 = if c.1 > 0.0 { c.1 / penalty } else { c.1 * penalty };
+        *counts.entry(t).or_default() += 1;
+    }
+    for (t, count) in counts {
+        if let Some(c) = cand.get_mut(t as usize) {
+            c.1 = if c.1 > 0.0 { c.1 / o.repeat_penalty } else { c.1 * o.repeat_penalty };
+            c.1 -= count as f32 * o.frequency_penalty + o.presence_penalty;
         }
     }
 }
@@ -228,6 +246,19 @@ mod tests {
         // Outside the window the penalty no longer applies.
         let mut s = Sampler::new(SamplerOptions { repeat_penalty: 1.5, repeat_last_n: 1, seed: 1, ..Default::default() });
         assert_eq!(s.sample(&l, &[0, 2]), 0);
+    }
+
+    #[test]
+    fn frequency_and_presence_penalties_subtract_per_occurrence_and_once() {
+        // Token 0 seen twice, token 1 once, token 2 never: 3 − 2·0.5 − 0.25, 2 − 0.5 − 0.25, 1.5.
+        let l = vec![3.0, 2.0, 1.5];
+        let o = SamplerOptions { frequency_penalty: 0.5, presence_penalty: 0.25, seed: 1, ..Default::default() };
+        let mut cand: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &x)| (i as u32, x)).collect();
+        apply_penalties(&mut cand, &[0, 1, 0], &o);
+        assert_eq!(cand.iter().map(|c| c.1).collect::<Vec<_>>(), vec![1.75, 1.25, 1.5]);
+        assert_eq!(Sampler::new(o.clone()).sample(&l, &[0, 1, 0]), 0);
+        let o = SamplerOptions { presence_penalty: 2.0, ..o };
+        assert_eq!(Sampler::new(o).sample(&l, &[0, 1, 0]), 2);
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub use loader::{
     DEFAULT_MEMORY64_THRESHOLD, REGION_SPLIT_BYTES, bridge_for, LoadHooks, LoadOptions, Memory64GGUFLoader, Memory64Option, MemoryPlan, WASM32_WEIGHT_BUDGET, plan_memory,
     plan_regions,
 };
-pub use model::{Memory64Model, file_checksum};
+pub use model::{Memory64Model, SequenceId, file_checksum};
 pub use units::{Unit, UnitKind, UnitTable, layer_of};

@@ -1,5 +1,6 @@
 //! `Memory64Model`: a loaded model — its metadata, memory plan, guest and layer cache.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use super::info::{LayerInfo, MemoryMode, MemoryStats, ModelInfo, current_rss};
 use super::loader::MemoryPlan;
 use super::units::UnitTable;
 use crate::error::{ChordError, ErrorCode as E, Result, fail};
-use crate::infer::{ArchConfig, GenerateOptions, Generation, Runner, TextStream, Tokenizer, eval_prompt, generate};
+use crate::infer::{ArchConfig, Continuation, GenerateOptions, Generation, Runner, TextStream, Tokenizer, continuation_start, eval_prompt, generate_continuing, prompt_rounding, rounding_class};
 use crate::gguf::{GgufFile, ModelFile};
 use crate::host::{Guest, with_abort_poll};
 use crate::memory64::CacheStats;
@@ -28,6 +29,38 @@ pub struct Memory64Model {
     arch: ArchConfig,
     /// The tokenizer, or why the file has none that works here (`ERR_UNSUPPORTED_TOKENIZER`).
     tokenizer: std::result::Result<Arc<Tokenizer>, ChordError>,
+    /// Whose tokens the guest's KV cache holds, and the sequences' caches kept aside.
+    kv: KvBook,
+}
+
+/// A sequence's cache kept aside: its tokens, their rounding classes and `Guest::kv_save` bytes.
+#[derive(Debug)]
+struct Saved {
+    tokens: Vec<u32>,
+    classes: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+/// A sequence: a chat session's own KV cache (see [`Memory64Model::generate_in_sequence`]).
+pub type SequenceId = u64;
+
+/// The one KV cache in the guest and the sequences that take turns in it. When another sequence
+/// (or a plain generation) needs the cache, the positions the owner uses are copied out to host
+/// memory (`Guest::kv_save`) and copied back in on its next turn: each sequence keeps its own
+/// cache, at the price of one copy per switch (n_tokens × 2·n_layer·n_head_kv·head_dim f16).
+#[derive(Debug, Default)]
+struct KvBook {
+    /// The sequence whose tokens the guest's cache holds (`None`: a plain generation's, which
+    /// nothing reuses).
+    owner: Option<SequenceId>,
+    /// The tokens at positions `0..tokens.len()` of the guest's cache (when `owner` is set).
+    tokens: Vec<u32>,
+    /// How each of those positions was rounded ([`crate::infer::rounding_class`]).
+    classes: Vec<u8>,
+    /// Caches of live sequences that are not in the guest: their tokens, classes and bytes.
+    saved: HashMap<SequenceId, Saved>,
+    /// Sequences that have run and were not dropped.
+    live: HashSet<SequenceId>,
 }
 
 impl std::fmt::Debug for Memory64Model {
@@ -40,7 +73,7 @@ impl Memory64Model {
     #[allow(clippy::too_many_arguments)] // reason: one internal call site (the loader).
     pub(super) fn new(file: Arc<ModelFile>, gguf: GgufFile, units: UnitTable, plan: MemoryPlan, guest: Guest, info: ModelInfo, started: Instant, arch: ArchConfig, tokenizer: std::result::Result<Arc<Tokenizer>, ChordError>) -> Self {
         let load_time = started.elapsed();
-        Self { file, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer }
+        Self { file, gguf: Arc::new(gguf), units, plan, guest, info, load_time, arch, tokenizer, kv: KvBook::default() }
     }
 
     /// The model's tokenizer, or the typed error saying why the file's cannot be used.
@@ -74,7 +107,7 @@ impl Memory64Model {
     /// logits (n_vocab) after the last one.
     pub fn eval_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut logits = Vec::new();
-        let mut r = self.runner()?;
+        let mut r = self.runner_for(None)?;
         if tokens.is_empty() || tokens.len() > r.n_ctx() {
             return fail(E::ContextTooLarge, format!("{} tokens for a context of {}", tokens.len(), r.n_ctx()));
         }
@@ -98,14 +131,121 @@ impl Memory64Model {
     /// between forward calls and, inside them, by the guest between layers and between row
     /// chunks of a batch's matrix products and layer copies (a few milliseconds apart).
     pub fn generate_tokens(&mut self, prompt: &[u32], opts: &GenerateOptions, on_text: &mut dyn FnMut(&str), aborted: &dyn Fn() -> bool) -> Result<Generation> {
-        let mut r = self.runner()?;
-        with_abort_poll(aborted, || generate(&mut r, prompt, opts, on_text, aborted))
+        self.generate_streaming(None, prompt, opts, on_text, &mut |_| {}, aborted)
     }
 
-    fn runner(&mut self) -> Result<GuestRunner<'_>> {
+    /// Generates in sequence `seq` (a chat session): its own KV cache is brought into the guest
+    /// if another sequence or generation used it since, then only the tokens of `prompt` after
+    /// the prefix the cache holds exactly as a fresh evaluation of `prompt` would compute it are
+    /// evaluated (`timings.cachedTokens` says how many were reused; see
+    /// [`crate::infer::continuation_start`]): the result equals [`Self::generate_tokens`]'s.
+    /// `context_limit` caps the positions the sequence may fill.
+    pub fn generate_in_sequence(&mut self, seq: SequenceId, prompt: &[u32], context_limit: Option<usize>, opts: &GenerateOptions, on_text: &mut dyn FnMut(&str), aborted: &dyn Fn() -> bool) -> Result<Generation> {
+        self.generate_streaming(Some((seq, context_limit)), prompt, opts, on_text, &mut |_| {}, aborted)
+    }
+
+    /// [`Self::generate_tokens`] (`sequence` `None`) or [`Self::generate_in_sequence`], with
+    /// `on_token` given each generated token id as it is sampled.
+    pub fn generate_streaming(
+        &mut self,
+        sequence: Option<(SequenceId, Option<usize>)>,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+        on_token: &mut dyn FnMut(u32),
+        aborted: &dyn Fn() -> bool,
+    ) -> Result<Generation> {
+        let Some((seq, context_limit)) = sequence else {
+            let mut r = self.runner_for(None)?;
+            let c = Continuation::default();
+            return with_abort_poll(aborted, || generate_continuing(&mut r, prompt, c, opts, on_text, on_token, aborted)).map(|(g, _)| g);
+        };
+        self.kv.live.insert(seq);
+        self.take_cache_for(Some(seq))?;
+        let result = {
+            let (nu, nb) = self.schedule();
+            // Only positions rounded as a full evaluation of `prompt` rounds them are reused, and
+            // the rest runs on that evaluation's schedule: the logits are exactly those of a
+            // plain generation of the whole prompt.
+            let start = continuation_start(&self.kv.tokens, &self.kv.classes, prompt, nu, nb);
+            let c = Continuation { cached: start, context_limit };
+            let mut r = self.runner_for_owner()?;
+            let out = with_abort_poll(aborted, || generate_continuing(&mut r, prompt, c, opts, on_text, on_token, aborted));
+            (out, start, nu)
+        };
+        match result {
+            (Ok((g, in_cache)), _, nu) => {
+                let kv = &mut self.kv;
+                kv.tokens = prompt.iter().chain(&g.tokens).copied().take(in_cache).collect();
+                kv.classes = prompt_rounding(prompt.len(), nu).chain(std::iter::repeat(rounding_class(0, 1))).take(in_cache).collect();
+                Ok(g)
+            }
+            (Err(e), start, _) => {
+                // Positions before the evaluated part are untouched.
+                self.kv.tokens.truncate(start);
+                self.kv.classes.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets sequence `seq` and its cache (a disposed session).
+    pub fn drop_sequence(&mut self, seq: SequenceId) {
+        self.kv.live.remove(&seq);
+        self.kv.saved.remove(&seq);
+        if self.kv.owner == Some(seq) {
+            self.kv.owner = None;
+            self.kv.tokens.clear();
+            self.kv.classes.clear();
+        }
+    }
+
+    /// Bytes of host memory holding the caches of sequences that are not in the guest.
+    pub fn saved_sequence_bytes(&self) -> usize {
+        self.kv.saved.values().map(|s| s.tokens.len() * 5 + s.bytes.len()).sum()
+    }
+
+    /// Makes `seq` (`None`: a plain generation) the owner of the guest's KV cache: the current
+    /// owner's positions are saved first, `seq`'s saved ones restored.
+    fn take_cache_for(&mut self, seq: Option<SequenceId>) -> Result<()> {
+        if seq.is_some() && self.kv.owner == seq {
+            return Ok(());
+        }
+        if let Some(prev) = self.kv.owner.take()
+            && self.kv.live.contains(&prev)
+        {
+            let (tokens, classes) = (std::mem::take(&mut self.kv.tokens), std::mem::take(&mut self.kv.classes));
+            let bytes = self.guest.kv_save(&self.arch.cfg, tokens.len())?;
+            self.kv.saved.insert(prev, Saved { tokens, classes, bytes });
+        }
+        self.kv.tokens.clear();
+        self.kv.classes.clear();
+        if let Some(s) = seq {
+            if let Some(saved) = self.kv.saved.remove(&s) {
+                self.guest.kv_restore(&self.arch.cfg, saved.tokens.len(), &saved.bytes)?;
+                (self.kv.tokens, self.kv.classes) = (saved.tokens, saved.classes);
+            }
+            self.kv.owner = Some(s);
+        }
+        Ok(())
+    }
+
+    /// A runner for a plain generation from position 0 (after saving a sequence's cache).
+    fn runner_for(&mut self, seq: Option<SequenceId>) -> Result<GuestRunner<'_>> {
+        self.take_cache_for(seq)?;
+        self.runner_for_owner()
+    }
+
+    /// The prompt schedule: (ubatch, batch) sizes.
+    fn schedule(&self) -> (usize, usize) {
+        let n_ctx = self.arch.cfg.n_ctx as usize;
+        ((crate::infer::arch::REF_UBATCH as usize).min(n_ctx), self.arch.cfg.n_batch as usize)
+    }
+
+    fn runner_for_owner(&mut self) -> Result<GuestRunner<'_>> {
         let arch = &self.arch;
-        let (n_ctx, n_batch, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_batch as usize, arch.cfg.n_vocab);
-        let n_ubatch = (crate::infer::arch::REF_UBATCH as usize).min(n_ctx);
+        let (n_ctx, n_vocab) = (arch.cfg.n_ctx as usize, arch.cfg.n_vocab);
+        let (n_ubatch, n_batch) = self.schedule();
         let tokenizer = self.tokenizer.as_ref().ok().cloned();
         let stream = tokenizer.clone().map(|t| TextStream::new(t, false));
         Ok(GuestRunner { guest: &mut self.guest, n_ctx, n_batch, n_ubatch, n_vocab, tokenizer, stream })

@@ -1,19 +1,22 @@
 //! Chat from JavaScript: `model.applyChatTemplate`. Converts the messages and options; the
 //! rendering and its tokenization are the core's (`crate::infer::chat`).
 
+use std::sync::Arc;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
 
 use super::errors::invalid_option;
+use super::generate::{EventArgs, OptionsOf, ParsedGenerate, event_fn, parse_generate_options, run_ids, spawn_generation};
 use super::job::Job;
-use super::model::Model;
+use super::model::{Model, Shared};
 use crate::error::{ChordError, ErrorCode};
-use crate::infer::{CHAT_TEMPLATE_KEY, ChatMessage, ChatTemplateContext, render_chat_template, tokenize_chat};
+use crate::infer::{CHAT_TEMPLATE_KEY, ChatMessage, ChatTemplateContext, Tokenizer, render_chat_template, tokenize_chat};
 
 /// One message of a chat, as Hugging Face chat templates take it.
-#[allow(dead_code)] // reason: TypeScript shape only (the messages are read as JSON)
 #[napi(object, js_name = "ChatMessage")]
+#[derive(Clone)]
 pub struct JsChatMessage {
     /// `'system'`, `'user'`, `'assistant'` (or another role the template knows).
     pub role: String,
@@ -36,6 +39,56 @@ pub struct ApplyChatTemplateOptions {
     pub tokenize: Option<bool>,
 }
 
+impl From<ChatMessage> for JsChatMessage {
+    fn from(m: ChatMessage) -> Self {
+        Self { role: m.role, content: m.content }
+    }
+}
+
+/// What rendering a chat needs: the template (the file's or one given), the file's BOS/EOS
+/// text, and the tokenizer.
+pub(super) struct ChatRenderer {
+    template: String,
+    context: ChatTemplateContext,
+    vocab: std::result::Result<Arc<Tokenizer>, ChordError>,
+}
+
+impl ChatRenderer {
+    /// The renderer for `shared`'s model with `template` or else the file's
+    /// `tokenizer.chat_template` (`ERR_NO_CHAT_TEMPLATE` if neither; `ERR_DISPOSED`).
+    pub(super) fn new(shared: &Shared, template: Option<String>, add_generation_prompt: bool) -> std::result::Result<Self, ChordError> {
+        let (file_template, vocab) = shared.view(|v| Ok((v.gguf.get_str(CHAT_TEMPLATE_KEY).map(str::to_string), v.vocab.clone())))?;
+        let Some(template) = template.or(file_template) else {
+            return Err(ChordError::new(ErrorCode::NoChatTemplate, format!("the file has no {CHAT_TEMPLATE_KEY}; pass a template")));
+        };
+        let token_text = |id: Option<u32>| -> String {
+            match (&vocab, id) {
+                (Ok(v), Some(id)) => v.token_text(id).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default(),
+                _ => String::new(),
+            }
+        };
+        let context = ChatTemplateContext {
+            add_generation_prompt,
+            bos_token: token_text(vocab.as_ref().ok().and_then(|v| v.bos())),
+            eos_token: token_text(vocab.as_ref().ok().and_then(|v| v.eos())),
+            now_unix: None,
+        };
+        Ok(Self { template, context, vocab })
+    }
+
+    /// The rendered text.
+    pub(super) fn text(&self, messages: &[ChatMessage]) -> std::result::Result<String, ChordError> {
+        render_chat_template(&self.template, messages, &self.context)
+    }
+
+    /// The rendering as token ids: the template's special tokens special, message content never.
+    pub(super) fn ids(&self, messages: &[ChatMessage]) -> std::result::Result<Vec<u32>, ChordError> {
+        let text = self.text(messages)?;
+        let vocab = self.vocab.as_ref().map_err(Clone::clone)?;
+        tokenize_chat(vocab, &text, messages)
+    }
+}
+
 struct Parsed {
     add_generation_prompt: bool,
     template: Option<String>,
@@ -44,7 +97,7 @@ struct Parsed {
 
 const KNOWN: &[&str] = &["addGenerationPrompt", "template", "tokenize"];
 
-fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, ChordError> {
+pub(super) fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, ChordError> {
     let Value::Array(items) = v else { return Err(invalid_option("messages must be an array of { role, content } objects")) };
     items
         .into_iter()
@@ -89,7 +142,7 @@ fn parse_options(v: Option<Value>) -> std::result::Result<Parsed, ChordError> {
     Ok(p)
 }
 
-fn json_type(v: &Value) -> &'static str {
+pub(super) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -123,34 +176,26 @@ impl Model {
             };
             Ok((parse_messages(messages)?, parse_options(options)?))
         })();
-        let view = self.shared.view(|v| {
-            let template = v.gguf.get_str(CHAT_TEMPLATE_KEY).map(str::to_string);
-            Ok((template, v.vocab.clone()))
-        });
+        let shared = self.shared.clone();
         Job::task(move || {
             let (messages, p) = input?;
-            let (file_template, vocab) = view?;
-            let Some(template) = p.template.or(file_template) else {
-                return Err(ChordError::new(ErrorCode::NoChatTemplate, format!("the file has no {CHAT_TEMPLATE_KEY}; pass options.template")));
-            };
-            let token_text = |id: Option<u32>| -> String {
-                match (&vocab, id) {
-                    (Ok(v), Some(id)) => v.token_text(id).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default(),
-                    _ => String::new(),
-                }
-            };
-            let ctx = ChatTemplateContext {
-                add_generation_prompt: p.add_generation_prompt,
-                bos_token: token_text(vocab.as_ref().ok().and_then(|v| v.bos())),
-                eos_token: token_text(vocab.as_ref().ok().and_then(|v| v.eos())),
-                now_unix: None,
-            };
-            let text = render_chat_template(&template, &messages, &ctx)?;
-            if !p.tokenize {
-                return Ok(Either::A(text));
-            }
-            let vocab = vocab?;
-            Ok(Either::B(tokenize_chat(&vocab, &text, &messages)?))
+            let renderer = ChatRenderer::new(&shared, p.template, p.add_generation_prompt)?;
+            if p.tokenize { renderer.ids(&messages).map(Either::B) } else { renderer.text(&messages).map(Either::A) }
+        })
+    }
+    /// Internal: `model.chat` (`src/napi/wrappers.js`) runs on this like `generate` on
+    /// `_generate`: renders `messages` with the template and generates from position 0.
+    #[napi(js_name = "_chat", skip_typescript)]
+    pub fn chat_raw(&self, env: Env, messages: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
+        let events = event_fn(callback)?;
+        let input = (|| -> std::result::Result<(Vec<ChatMessage>, ParsedGenerate), ChordError> {
+            let messages: Value = env.from_js_value(messages).map_err(|e| invalid_option(format!("messages: {e}")))?;
+            Ok((parse_messages(messages)?, parse_generate_options(&env, options, OptionsOf::Chat)?))
+        })();
+        let shared = self.shared.clone();
+        spawn_generation(events, input, move |(messages, p), events| {
+            let ids = ChatRenderer::new(&shared, p.template.clone(), true)?.ids(&messages)?;
+            run_ids(&shared, &ids, &p, events, None)
         })
     }
 }

@@ -14,7 +14,8 @@ use super::job::Job;
 use super::model::{Model, Shared, disposed};
 use super::options::watch_signal;
 use crate::error::{ChordError, ErrorCode};
-use crate::infer::{GenerateOptions as CoreGenerateOptions, Generation};
+use crate::infer::{GenerateOptions as CoreGenerateOptions, Generation, StopReason};
+use crate::model::SequenceId;
 
 /// Timings of one generation.
 #[napi(object)]
@@ -22,6 +23,9 @@ use crate::infer::{GenerateOptions as CoreGenerateOptions, Generation};
 pub struct GenerateTimings {
     /// Prompt tokens evaluated.
     pub prompt_tokens: u32,
+    /// Prompt tokens a chat session's KV cache already held from earlier turns (not evaluated
+    /// again); 0 for `generate` and `chat`.
+    pub cached_tokens: u32,
     /// Milliseconds for the prompt (until the first token could be sampled).
     pub prompt_ms: f64,
     /// Tokens generated.
@@ -38,7 +42,9 @@ pub struct GenerateResult {
     pub text: String,
     /// The generated token ids.
     pub tokens: Vec<u32>,
-    /// Why generation stopped: `'eogToken'`, `'maxTokens'`, `'stopString'` or `'contextFull'`.
+    /// Why generation stopped: an end-of-generation token, `maxTokens`, a `stop` string, a full
+    /// context, or an abort with `stopOnAbortSignal`.
+    #[napi(ts_type = "'eogToken' | 'maxTokens' | 'stopString' | 'contextFull' | 'abort'")]
     pub stop_reason: String,
     /// Timings.
     pub timings: GenerateTimings,
@@ -52,6 +58,7 @@ impl From<Generation> for GenerateResult {
             stop_reason: g.stop_reason.as_str().to_string(),
             timings: GenerateTimings {
                 prompt_tokens: g.timings.prompt_tokens as u32,
+                cached_tokens: g.timings.cached_tokens as u32,
                 prompt_ms: g.timings.prompt_ms,
                 generated_tokens: g.timings.generated_tokens as u32,
                 generate_ms: g.timings.generate_ms,
@@ -91,9 +98,12 @@ pub struct GenerateOptions {
     pub top_p: Option<f64>,
     /// Drop tokens less likely than minP × the most likely one (temperature > 0). Default 0 (off).
     pub min_p: Option<f64>,
-    /// Penalty for recently seen tokens: a number (1 = off, the default), or
-    /// `{ penalty, lastTokens }` (lastTokens default 64).
-    #[napi(ts_type = "number | { penalty: number; lastTokens?: number }")]
+    /// Penalties for recently seen tokens, as llama.cpp applies them: a number (the repeat
+    /// penalty; 1 = off, the default), or `{ penalty?, frequencyPenalty?, presencePenalty?,
+    /// lastTokens? }` — a recent token's logit is divided by `penalty` (default 1) if positive,
+    /// else multiplied, then `count × frequencyPenalty + presencePenalty` (defaults 0) is
+    /// subtracted, over the last `lastTokens` tokens (default 64).
+    #[napi(ts_type = "number | { penalty?: number; frequencyPenalty?: number; presencePenalty?: number; lastTokens?: number }")]
     pub repeat_penalty: Option<f64>,
     /// Random seed: the same seed gives the same text. Default: from the clock.
     pub seed: Option<f64>,
@@ -107,9 +117,16 @@ pub struct GenerateOptions {
     /// Called with each piece of generated text (complete UTF-8) as soon as it is final.
     #[napi(ts_type = "(chunk: string) => void")]
     pub on_text_chunk: Option<String>,
-    /// Stops generation (also during the prompt); the call rejects with `ERR_ABORTED`.
+    /// Called with the ids of each generated token as it is sampled (before its text is final).
+    #[napi(ts_type = "(tokens: number[]) => void")]
+    pub on_token: Option<String>,
+    /// Stops generation (also during the prompt); the call rejects with `ERR_ABORTED` whose
+    /// `cause` is `signal.reason`.
     #[napi(ts_type = "AbortSignal")]
     pub signal: Option<String>,
+    /// With `signal`: an abort resolves with the text generated so far and `stopReason: 'abort'`
+    /// instead of rejecting. Default false.
+    pub stop_on_abort_signal: Option<bool>,
 }
 
 /// Parsed generation options plus how to run them.
@@ -122,9 +139,37 @@ pub struct ParsedGenerate {
     pub parse_special: bool,
     /// Set when `signal` aborts.
     pub aborted: Arc<AtomicBool>,
+    /// `template` (`model.chat` only).
+    pub template: Option<String>,
+    /// `onToken` was given: token events are sent.
+    pub on_token: bool,
 }
 
-const KNOWN: &[&str] = &["maxTokens", "temperature", "topK", "topP", "minP", "repeatPenalty", "seed", "stop", "addSpecial", "parseSpecial", "onTextChunk", "signal"];
+/// Which call the options are for: `generate`/`stream` take a prompt's `addSpecial` and
+/// `parseSpecial`; `model.chat` takes a `template` instead; `session.prompt` neither (the
+/// session's template decides the special tokens).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OptionsOf {
+    /// `model.generate` / `model.stream`.
+    Generate,
+    /// `model.chat`.
+    Chat,
+    /// `session.prompt`.
+    SessionPrompt,
+}
+
+const SAMPLING: &[&str] = &["maxTokens", "temperature", "topK", "topP", "minP", "repeatPenalty", "seed", "stop", "onTextChunk", "onToken", "signal", "stopOnAbortSignal"];
+const REPEAT_PENALTY: &[&str] = &["penalty", "frequencyPenalty", "presencePenalty", "lastTokens"];
+
+impl OptionsOf {
+    fn extra(self) -> &'static [&'static str] {
+        match self {
+            Self::Generate => &["addSpecial", "parseSpecial"],
+            Self::Chat => &["template"],
+            Self::SessionPrompt => &[],
+        }
+    }
+}
 
 fn get(obj: &Object, key: &str) -> Option<(Unknown<'static>, ValueType)> {
     let v: Unknown = obj.get(key).ok().flatten()?;
@@ -168,10 +213,10 @@ fn string(v: Unknown, what: &str) -> std::result::Result<String, ChordError> {
     unsafe { v.cast::<String>() }.map_err(|e| invalid_option(format!("{what}: {e}")))
 }
 
-/// Parses `options` (undefined, null or an object) of `generate`.
-pub fn parse_generate_options(env: &Env, options: Option<Unknown>) -> std::result::Result<ParsedGenerate, ChordError> {
+/// Parses `options` (undefined, null or an object) of `generate`, `chat` or `session.prompt`.
+pub fn parse_generate_options(env: &Env, options: Option<Unknown>, of: OptionsOf) -> std::result::Result<ParsedGenerate, ChordError> {
     let aborted = Arc::new(AtomicBool::new(false));
-    let mut p = ParsedGenerate { options: CoreGenerateOptions::default(), add_special: true, parse_special: true, aborted: aborted.clone() };
+    let mut p = ParsedGenerate { options: CoreGenerateOptions::default(), add_special: true, parse_special: true, aborted: aborted.clone(), template: None, on_token: false };
     let Some(options) = options else { return Ok(p) };
     match options.get_type().unwrap_or(ValueType::Unknown) {
         ValueType::Undefined | ValueType::Null => return Ok(p),
@@ -180,8 +225,9 @@ pub fn parse_generate_options(env: &Env, options: Option<Unknown>) -> std::resul
     }
     // SAFETY: checked to be an object.
     let obj: Object = unsafe { options.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-    if let Some(k) = Object::keys(&obj).unwrap_or_default().into_iter().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid_option(format!("unknown option {k:?} (known: {})", KNOWN.join(", "))));
+    let known: Vec<&str> = SAMPLING.iter().chain(of.extra()).copied().collect();
+    if let Some(k) = Object::keys(&obj).unwrap_or_default().into_iter().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid_option(format!("unknown option {k:?} (known: {})", known.join(", "))));
     }
     let o = &mut p.options;
     o.max_tokens = number(&obj, "maxTokens", 0.0, 1e9, true)?.map(|n| n as usize);
@@ -197,10 +243,20 @@ pub fn parse_generate_options(env: &Env, options: Option<Unknown>) -> std::resul
             ValueType::Object => {
                 // SAFETY: checked to be an object.
                 let rp: Object = unsafe { v.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-                s.repeat_penalty = number(&rp, "penalty", 1e-6, 1e6, false)?.ok_or_else(|| invalid_option("repeatPenalty.penalty must be a number"))? as f32;
-                s.repeat_last_n = number(&rp, "lastTokens", 0.0, 1e9, true)?.map_or(s.repeat_last_n, |n| n as usize);
+                if let Some(k) = Object::keys(&rp).unwrap_or_default().into_iter().find(|k| !REPEAT_PENALTY.contains(&k.as_str())) {
+                    return Err(invalid_option(format!("unknown option repeatPenalty.{k} (known: {})", REPEAT_PENALTY.join(", "))));
+                }
+                let at = |key: &str, min: f64| number(&rp, key, min, 1e6, false).map_err(|e| invalid_option(format!("repeatPenalty.{}", e.message)));
+                let (penalty, freq, present) = (at("penalty", 1e-6)?, at("frequencyPenalty", -1e6)?, at("presencePenalty", -1e6)?);
+                if penalty.is_none() && freq.is_none() && present.is_none() {
+                    return Err(invalid_option("repeatPenalty needs penalty, frequencyPenalty or presencePenalty"));
+                }
+                s.repeat_penalty = penalty.unwrap_or(1.0) as f32;
+                s.frequency_penalty = freq.unwrap_or(0.0) as f32;
+                s.presence_penalty = present.unwrap_or(0.0) as f32;
+                s.repeat_last_n = number(&rp, "lastTokens", 0.0, 1e9, true).map_err(|e| invalid_option(format!("repeatPenalty.{}", e.message)))?.map_or(s.repeat_last_n, |n| n as usize);
             }
-            t => return Err(invalid_option(format!("repeatPenalty must be a number or {{ penalty, lastTokens }}, got {t}"))),
+            t => return Err(invalid_option(format!("repeatPenalty must be a number or {{ penalty, frequencyPenalty, presencePenalty, lastTokens }}, got {t}"))),
         }
     }
     if let Some((v, t)) = get(&obj, "stop") {
@@ -214,13 +270,20 @@ pub fn parse_generate_options(env: &Env, options: Option<Unknown>) -> std::resul
             t => return Err(invalid_option(format!("stop must be a string or an array of strings, got {t}"))),
         };
     }
+    if let Some((v, _)) = get(&obj, "template") {
+        p.template = Some(string(v, "template")?);
+    }
     p.add_special = boolean(&obj, "addSpecial")?.unwrap_or(true);
     p.parse_special = boolean(&obj, "parseSpecial")?.unwrap_or(true);
-    if let Some((_, t)) = get(&obj, "onTextChunk")
-        && t != ValueType::Function
-    {
-        return Err(invalid_option(format!("onTextChunk must be a function, got {t}")));
+    for key in ["onTextChunk", "onToken"] {
+        if let Some((_, t)) = get(&obj, key)
+            && t != ValueType::Function
+        {
+            return Err(invalid_option(format!("{key} must be a function, got {t}")));
+        }
     }
+    p.on_token = get(&obj, "onToken").is_some();
+    p.options.stop_on_abort = boolean(&obj, "stopOnAbortSignal")?.unwrap_or(false);
     if let Some((v, t)) = get(&obj, "signal") {
         if t != ValueType::Object {
             return Err(invalid_option(format!("signal must be an AbortSignal, got {t}")));
@@ -235,22 +298,28 @@ pub fn parse_generate_options(env: &Env, options: Option<Unknown>) -> std::resul
 pub enum Event {
     /// A piece of final text.
     Chunk(String),
+    /// Generated token ids (for `onToken`).
+    Tokens(Vec<u32>),
     /// The generation finished.
     Done(GenerateResult),
     /// The generation failed.
     Failed(ErrorInfo),
 }
 
-/// The event callback: `(kind, text, result, error)`.
-pub type EventFn = ThreadsafeFunction<Event, (), FnArgs<(&'static str, Option<String>, Option<GenerateResult>, Option<ErrorInfo>)>, Status, false>;
+/// The arguments of the event callback: `(kind, text, result, error, tokens)`.
+pub type EventArgs = FnArgs<(&'static str, Option<String>, Option<GenerateResult>, Option<ErrorInfo>, Option<Vec<u32>>)>;
 
-/// Wraps the JS callback `(kind, text, result, error) => void` as an [`EventFn`].
-pub fn event_fn(callback: Function<'_, FnArgs<(&'static str, Option<String>, Option<GenerateResult>, Option<ErrorInfo>)>, ()>) -> Result<EventFn> {
+/// The event callback.
+pub type EventFn = ThreadsafeFunction<Event, (), EventArgs, Status, false>;
+
+/// Wraps the JS callback `(kind, text, result, error, tokens) => void` as an [`EventFn`].
+pub fn event_fn(callback: Function<'_, EventArgs, ()>) -> Result<EventFn> {
     callback.build_threadsafe_function::<Event>().callee_handled::<false>().build_callback(|ctx| {
         Ok(FnArgs::from(match ctx.value {
-            Event::Chunk(s) => ("chunk", Some(s), None, None),
-            Event::Done(r) => ("done", None, Some(r), None),
-            Event::Failed(e) => ("error", None, None, Some(e)),
+            Event::Chunk(s) => ("chunk", Some(s), None, None, None),
+            Event::Tokens(t) => ("tokens", None, None, None, Some(t)),
+            Event::Done(r) => ("done", None, Some(r), None, None),
+            Event::Failed(e) => ("error", None, None, Some(e), None),
         }))
     })
 }
@@ -265,6 +334,33 @@ pub fn is_set(flag: &AtomicBool) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
+
+/// Runs `work(input)` on a thread of the addon's own and reports its chunks (through the
+/// [`EventFn`] it is given) and then its result on `events`; an `input` that failed to parse is
+/// reported at once. Panics become `ERR_INTERNAL`.
+pub fn spawn_generation<I: Send + 'static>(
+    events: EventFn,
+    input: std::result::Result<I, ChordError>,
+    work: impl FnOnce(I, &EventFn) -> std::result::Result<Generation, ChordError> + Send + 'static,
+) -> Result<()> {
+    let input = match input {
+        Ok(x) => x,
+        Err(e) => {
+            send(&events, Event::Failed(e.into()));
+            return Ok(());
+        }
+    };
+    let spawned = std::thread::Builder::new().name("wasm-chord-generate".into()).spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(input, &events)));
+        let event = match outcome {
+            Ok(Ok(g)) => Event::Done(g.into()),
+            Ok(Err(e)) => Event::Failed(e.into()),
+            Err(_) => Event::Failed(ChordError::new(ErrorCode::Internal, "internal panic during generation").into()),
+        };
+        send(&events, event);
+    });
+    spawned.map(drop).map_err(|e| Error::new(Status::GenericFailure, format!("cannot start a generation thread: {e}")))
+}
 
 /// A prompt: text (tokenized with the model's tokenizer) or token ids.
 enum Prompt {
@@ -301,30 +397,11 @@ impl Model {
     /// Internal: starts a generation on a thread of the addon's own and reports through
     /// `callback(kind, text, result, error)`; `generate` and `stream` wrap it.
     #[napi(js_name = "_generate", skip_typescript)]
-    pub fn generate_raw(&self, env: Env, prompt: Unknown, options: Option<Unknown>, callback: Function<'_, FnArgs<(&'static str, Option<String>, Option<GenerateResult>, Option<ErrorInfo>)>, ()>) -> Result<()> {
+    pub fn generate_raw(&self, env: Env, prompt: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
         let events = event_fn(callback)?;
-        let parsed = match parse_prompt(prompt).and_then(|p| Ok((p, parse_generate_options(&env, options)?))) {
-            Ok(x) => x,
-            Err(e) => {
-                send(&events, Event::Failed(e.into()));
-                return Ok(());
-            }
-        };
+        let parsed = parse_prompt(prompt).and_then(|p| Ok((p, parse_generate_options(&env, options, OptionsOf::Generate)?)));
         let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new().name("wasm-chord-generate".into()).spawn(move || {
-            let (prompt, p) = parsed;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_generation(&shared, prompt, &p, &events)));
-            let event = match outcome {
-                Ok(Ok(g)) => Event::Done(g.into()),
-                Ok(Err(e)) => Event::Failed(e.into()),
-                Err(_) => Event::Failed(ChordError::new(ErrorCode::Internal, "internal panic during generation").into()),
-            };
-            send(&events, event);
-        });
-        if let Err(e) = spawned {
-            return Err(Error::new(Status::GenericFailure, format!("cannot start a generation thread: {e}")));
-        }
-        Ok(())
+        spawn_generation(events, parsed, move |(prompt, p), events| run_generation(&shared, prompt, &p, events))
     }
 
     /// Splits `text` into token ids with the model's tokenizer (identical to llama.cpp's).
@@ -366,12 +443,45 @@ fn run_generation(shared: &Shared, prompt: Prompt, p: &ParsedGenerate, events: &
         Prompt::Tokens(ids) => ids,
         Prompt::Text(text) => tokenizer(shared)?.tokenize(&text, p.add_special, p.parse_special),
     };
+    run_ids(shared, &ids, p, events, None)
+}
+
+/// A chat session's turn: its sequence (own KV cache), context and `dispose()` flag.
+pub(super) struct InSequence<'a> {
+    /// The session's sequence.
+    pub seq: SequenceId,
+    /// The session's `contextLength`.
+    pub context_limit: usize,
+    /// Set by the session's `dispose()`.
+    pub closing: &'a AtomicBool,
+}
+
+/// Generates from `ids` under the model lock, streaming chunks to `events` — in a session's
+/// sequence when `sequence` is given, else from position 0.
+pub(super) fn run_ids(shared: &Shared, ids: &[u32], p: &ParsedGenerate, events: &EventFn, sequence: Option<InSequence>) -> std::result::Result<Generation, ChordError> {
     let mut guard = shared.lock();
     let Some(model) = guard.as_mut() else { return Err(disposed()) };
-    let aborted = || is_set(&p.aborted) || shared.closing.load(Ordering::SeqCst);
-    let result = model.generate_tokens(&ids, &p.options, &mut |text| send(events, Event::Chunk(text.to_string())), &aborted);
+    let session_closing = || sequence.as_ref().is_some_and(|s| s.closing.load(Ordering::SeqCst));
+    if session_closing() {
+        return Err(ChordError::new(ErrorCode::Disposed, "the session was disposed"));
+    }
+    let aborted = || is_set(&p.aborted) || shared.closing.load(Ordering::SeqCst) || session_closing();
+    let mut on_text = |text: &str| send(events, Event::Chunk(text.to_string()));
+    let mut on_token = |id: u32| {
+        if p.on_token {
+            send(events, Event::Tokens(vec![id]));
+        }
+    };
+    let seq = sequence.as_ref().map(|s| (s.seq, Some(s.context_limit)));
+    let result = model.generate_streaming(seq, ids, &p.options, &mut on_text, &mut on_token, &aborted);
+    // A dispose is never an abort the caller asked for, stopOnAbortSignal or not.
+    let stopped = |r: &std::result::Result<Generation, ChordError>| match r {
+        Ok(g) => g.stop_reason == StopReason::Abort,
+        Err(e) => e.code == ErrorCode::Aborted,
+    };
     match result {
-        Err(e) if e.code == ErrorCode::Aborted && shared.closing.load(Ordering::SeqCst) => Err(ChordError::new(ErrorCode::Disposed, "the model was disposed during generation")),
+        r if stopped(&r) && shared.closing.load(Ordering::SeqCst) => Err(ChordError::new(ErrorCode::Disposed, "the model was disposed during generation")),
+        r if stopped(&r) && session_closing() => Err(ChordError::new(ErrorCode::Disposed, "the session was disposed during generation")),
         r => r,
     }
 }

@@ -8,5 +8,6 @@ mod job;
 mod meta;
 mod model;
 mod options;
+mod session;
 mod types;
 mod writer;

@@ -1,7 +1,7 @@
 //! The `Model` class. Every method that touches the model runs off the JS thread (libuv pool)
 //! behind one lock per model, so concurrent calls are queued and safe.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use napi::bindgen_prelude::*;
@@ -15,7 +15,7 @@ use super::options::{parse_load_options, report};
 use super::types::{CacheStats, LayerAccess, LayerInfo, MemoryStats, ModelInfo, UnitChecksum};
 use crate::error::{ChordError, ErrorCode, Result as CoreResult};
 use crate::gguf::{GgufFile, GgufValue};
-use crate::model::{LoadHooks, Memory64GGUFLoader, Memory64Model};
+use crate::model::{LoadHooks, Memory64GGUFLoader, Memory64Model, SequenceId};
 
 pub(super) struct Shared {
     model: Mutex<Option<Memory64Model>>,
@@ -28,6 +28,12 @@ pub(super) struct Shared {
     /// Bytes reported to V8 as external memory for this model (`napi_adjust_external_memory`),
     /// given back by `dispose()` or, if it never ran, when the object is collected.
     external: AtomicI64,
+    /// Positions of the KV cache allocated at load (`contextLength`).
+    pub(super) n_ctx: u32,
+    /// The next chat session's sequence id.
+    pub(super) next_sequence: AtomicU64,
+    /// Sequences of sessions collected without `dispose()`, dropped at the next locked call.
+    pub(super) orphans: Mutex<Vec<SequenceId>>,
 }
 
 /// The parts of a model read outside the model lock.
@@ -41,7 +47,12 @@ pub(super) struct View {
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, Option<Memory64Model>> {
-        self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut guard = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(m) = guard.as_mut() {
+            orphans.into_iter().for_each(|s| m.drop_sequence(s));
+        }
+        guard
     }
 
     /// Runs `f` on the lock-free view; `ERR_DISPOSED` once `dispose()` was called.
@@ -136,9 +147,11 @@ impl Model {
         // What a live model holds: its guest's memory (weights in WHOLE mode, cache arena, KV
         // cache, buffers) and about the file's header again as parsed metadata and vocabulary.
         let external = model.memory_stats().guest_memory_bytes.saturating_add(gguf.data_offset.saturating_mul(2));
-        let info = ModelInfo::from_core(model.info(), started.elapsed().as_secs_f64() * 1000.0);
+        let n_ctx = model.context_length();
+        let info = ModelInfo::from_core(model.info(), n_ctx, started.elapsed().as_secs_f64() * 1000.0);
         let view = View { gguf, unit_names, vocab };
-        let shared = Shared { model: Mutex::new(Some(model)), view: RwLock::new(Some(view)), info, unit_count, closing: AtomicBool::new(false), external: AtomicI64::new(i64::try_from(external).unwrap_or(i64::MAX)) };
+        let external = AtomicI64::new(i64::try_from(external).unwrap_or(i64::MAX));
+        let shared = Shared { model: Mutex::new(Some(model)), view: RwLock::new(Some(view)), info, unit_count, closing: AtomicBool::new(false), external, n_ctx, next_sequence: AtomicU64::new(1), orphans: Mutex::new(Vec::new()) };
         Self { shared: Arc::new(shared) }
     }
 
@@ -322,8 +335,9 @@ impl Task for LoadJob {
 /// on runtimes that define `Symbol.asyncDispose` (Node 20.4+).
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> Result<()> {
-    let class: Unknown = exports.get_named_property("Model")?;
-    let install: Function<Unknown, Unknown> = env.run_script(include_str!("wrappers.js"))?;
-    install.call(class)?;
+    let model: Unknown = exports.get_named_property("Model")?;
+    let session: Unknown = exports.get_named_property("ChatSession")?;
+    let install: Function<FnArgs<(Unknown, Unknown)>, Unknown> = env.run_script(include_str!("wrappers.js"))?;
+    install.call(FnArgs::from((model, session)))?;
     Ok(())
 }

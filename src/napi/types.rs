@@ -37,8 +37,11 @@ pub struct ModelInfo {
     pub tensor_count: u32,
     /// Number of transformer layers (`blk.N.*`).
     pub layer_count: u32,
-    /// Training context length (`{arch}.context_length`).
+    /// Training context length (`{arch}.context_length`), what the model was trained for.
     pub context_length: Option<f64>,
+    /// KV cache positions allocated at load (the `contextLength` load option; default the
+    /// training context capped at 4096): the most tokens prompt + reply can hold.
+    pub context_size: u32,
     /// Embedding width (`{arch}.embedding_length`).
     pub embedding_length: Option<f64>,
     /// Attention heads.
@@ -54,6 +57,7 @@ pub struct ModelInfo {
     /// Tensor type histogram, largest first.
     pub tensor_types: Vec<TensorTypeCount>,
     /// Memory mode chosen at load: `'whole'` or `'memory64'`.
+    #[napi(ts_type = "'whole' | 'memory64'")]
     pub mode: String,
     /// Threshold (bytes) used by `memory64: 'auto'`.
     pub memory64_threshold: f64,
@@ -63,7 +67,7 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    pub fn from_core(i: &CoreModelInfo, load_ms: f64) -> Self {
+    pub fn from_core(i: &CoreModelInfo, context_size: u32, load_ms: f64) -> Self {
         let f = |v: Option<u64>| v.map(|x| x as f64);
         Self {
             architecture: i.architecture.clone(),
@@ -75,6 +79,7 @@ impl ModelInfo {
             tensor_count: i.tensor_count,
             layer_count: i.layer_count,
             context_length: f(i.context_length),
+            context_size,
             embedding_length: f(i.embedding_length),
             head_count: f(i.head_count),
             head_count_kv: f(i.head_count_kv),
@@ -128,8 +133,10 @@ impl From<CoreLayerInfo> for LayerInfo {
 #[napi(object)]
 pub struct CacheStats {
     /// Memory mode; in `'whole'` mode every layer is resident and the counters stay 0.
+    #[napi(ts_type = "'whole' | 'memory64'")]
     pub mode: String,
     /// Eviction policy (`'lru'`), or `'none'` in WHOLE mode.
+    #[napi(ts_type = "'lru' | 'none'")]
     pub policy: String,
     /// Cache slots (layers).
     pub capacity_layers: u32,
@@ -244,6 +251,7 @@ pub struct BridgeStats {
 #[napi(object)]
 pub struct MemoryStats {
     /// `'whole'` or `'memory64'`.
+    #[napi(ts_type = "'whole' | 'memory64'")]
     pub mode: String,
     /// Size of the guest's wasm32 linear memory.
     pub guest_memory_bytes: f64,

@@ -1,9 +1,10 @@
-// Installed on Model.prototype by the addon's module init (src/napi/model.rs). The native
-// `_generate` runs a generation on a thread of the addon's own and reports, in order, text chunks
-// and then the result or the error through one callback; these wrappers turn that into a Promise
-// (`generate`) and an async iterator (`stream`), and add `[Symbol.asyncDispose]`; `Model.load`
-// wraps the native `_load` the same way for `onLoadProgress`.
-;(function (Model) {
+// Installed on Model.prototype and ChatSession.prototype by the addon's module init
+// (src/napi/model.rs). The native `_generate`, `_chat` and `_prompt` run a generation on a thread
+// of the addon's own and report, in order, text chunks and then the result or the error through
+// one callback; these wrappers turn that into a Promise (`generate`, `chat`, `session.prompt`)
+// and an async iterator (`stream`), and add `[Symbol.asyncDispose]`; `Model.load` wraps the
+// native `_load` the same way for `onLoadProgress`.
+;(function (Model, ChatSession) {
   'use strict'
   const toError = (info) => Object.assign(new Error(info.message), { code: info.code })
   // A user callback threw: the call stops and rejects once with this, the thrown value as cause.
@@ -23,36 +24,63 @@
     return ac
   }
 
-  function generate(prompt, options) {
+  // Runs native `name` of `self` on `input` with `options` (onTextChunk and onToken delivered
+  // here, signal linked) and resolves to its result. An abort by the caller's signal rejects
+  // with ERR_ABORTED whose `cause` is `signal.reason`.
+  function run(self, name, input, options) {
     return new Promise((resolve, reject) => {
       const opts = options == null ? {} : options
       if (typeof opts !== 'object') {
         throw Object.assign(new TypeError('options must be an object'), { code: 'ERR_INVALID_OPTION' })
       }
-      const onTextChunk = opts.onTextChunk
-      if (onTextChunk != null && typeof onTextChunk !== 'function') {
-        throw Object.assign(new TypeError('onTextChunk must be a function'), { code: 'ERR_INVALID_OPTION' })
+      const callbacks = { onTextChunk: opts.onTextChunk, onToken: opts.onToken }
+      for (const [key, f] of Object.entries(callbacks)) {
+        if (f != null && typeof f !== 'function') {
+          throw Object.assign(new TypeError(`${key} must be a function`), { code: 'ERR_INVALID_OPTION' })
+        }
       }
       const ac = linkedController(opts.signal)
       let thrown = null
-      this._generate(prompt, { ...opts, onTextChunk: undefined, signal: ac.signal }, (kind, text, result, error) => {
-        if (kind === 'chunk') {
-          if (onTextChunk && thrown === null) {
-            try {
-              onTextChunk(text)
-            } catch (e) {
-              thrown = callbackError('onTextChunk', e)
-              ac.abort()
-            }
+      const deliver = (key, value) => {
+        if (callbacks[key] && thrown === null) {
+          try {
+            callbacks[key](value)
+          } catch (e) {
+            thrown = callbackError(key, e)
+            ac.abort()
           }
-        } else if (kind === 'done') {
+        }
+      }
+      self[name](input, { ...opts, onTextChunk: undefined, signal: ac.signal }, (kind, text, result, error, tokens) => {
+        if (kind === 'chunk') deliver('onTextChunk', text)
+        else if (kind === 'tokens') deliver('onToken', tokens)
+        else if (kind === 'done') {
           if (thrown !== null) reject(thrown)
           else resolve(result)
+        } else if (thrown !== null) {
+          reject(thrown)
         } else {
-          reject(thrown !== null ? thrown : toError(error))
+          const err = toError(error)
+          if (error.code === 'ERR_ABORTED' && opts.signal && opts.signal.aborted) err.cause = opts.signal.reason
+          reject(err)
         }
       })
     })
+  }
+
+  function generate(prompt, options) {
+    return run(this, '_generate', prompt, options)
+  }
+
+  // A chat reply: the generation's result plus the assistant message it makes.
+  const withMessage = (result) => ({ ...result, message: { role: 'assistant', content: result.text } })
+
+  function chat(messages, options) {
+    return run(this, '_chat', messages, options).then(withMessage)
+  }
+
+  function prompt(text, options) {
+    return run(this, '_prompt', text, options).then(withMessage)
   }
 
   function stream(prompt, options) {
@@ -164,12 +192,16 @@
   }
   Object.defineProperty(Model, 'load', { value: load, writable: true, configurable: true, enumerable: false })
 
-  const define = (name, value) => Object.defineProperty(Model.prototype, name, { value, writable: true, configurable: true })
-  define('generate', generate)
-  define('stream', stream)
+  const define = (Class, name, value) => Object.defineProperty(Class.prototype, name, { value, writable: true, configurable: true })
+  define(Model, 'generate', generate)
+  define(Model, 'stream', stream)
+  define(Model, 'chat', chat)
+  define(ChatSession, 'prompt', prompt)
   if (typeof Symbol.asyncDispose === 'symbol') {
-    define(Symbol.asyncDispose, function () {
-      return this.dispose()
-    })
+    for (const Class of [Model, ChatSession]) {
+      define(Class, Symbol.asyncDispose, function () {
+        return this.dispose()
+      })
+    }
   }
 })

@@ -1,0 +1,243 @@
+//! Chat sessions from JavaScript: `model.createSession()` and the `ChatSession` class. A session
+//! keeps the chat history and its own KV cache (a sequence of the model's, see
+//! `Memory64Model::generate_in_sequence`): each turn renders the whole history with the chat
+//! template, and only what the cache does not hold as a fresh evaluation would is evaluated.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use serde_json::Value;
+
+use super::chat::{ChatRenderer, JsChatMessage, json_type};
+use super::errors::{invalid_option, to_js};
+use super::generate::{EventArgs, InSequence, OptionsOf, event_fn, parse_generate_options, run_ids, spawn_generation};
+use super::job::Job;
+use super::model::{Model, Shared};
+use crate::error::{ChordError, ErrorCode};
+use crate::infer::ChatMessage;
+use crate::model::SequenceId;
+
+/// Options of `model.createSession` (this struct declares their TypeScript shape;
+/// `parse_session_options` reads the JS object itself).
+#[allow(dead_code)] // reason: TypeScript shape only
+#[napi(object)]
+pub struct CreateSessionOptions {
+    /// A system message that opens the history (and stays after `reset()`).
+    pub system_prompt: Option<String>,
+    /// Positions the session may fill, at most the model's `contextLength` (the default). A
+    /// turn whose rendered history does not fit rejects with `ERR_CONTEXT_TOO_LARGE`; a reply
+    /// that fills it stops with `stopReason: 'contextFull'`.
+    pub context_length: Option<u32>,
+    /// A Jinja chat template to use instead of the file's `tokenizer.chat_template`.
+    pub template: Option<String>,
+}
+
+struct SessionOptions {
+    system_prompt: Option<String>,
+    context_length: u32,
+    template: Option<String>,
+}
+
+const KNOWN: &[&str] = &["systemPrompt", "contextLength", "template"];
+
+fn parse_session_options(v: Option<Value>, n_ctx: u32) -> std::result::Result<SessionOptions, ChordError> {
+    let mut o = SessionOptions { system_prompt: None, context_length: n_ctx, template: None };
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(o),
+        Some(Value::Object(obj)) => obj,
+        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
+    };
+    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(invalid_option(format!("unknown option {k:?} (known: {})", KNOWN.join(", "))));
+    }
+    let text = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid_option(format!("{key} must be a string, got {}", json_type(other)))),
+    };
+    o.system_prompt = text("systemPrompt")?;
+    o.template = text("template")?;
+    match obj.get("contextLength") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(c) if (2..=u64::from(n_ctx)).contains(&c) => o.context_length = c as u32,
+            _ => return Err(invalid_option(format!("contextLength must be an integer in [2, {n_ctx}] (the model was loaded with contextLength {n_ctx}), got {n}"))),
+        },
+        Some(other) => return Err(invalid_option(format!("contextLength must be a number, got {}", json_type(other)))),
+    }
+    Ok(o)
+}
+
+/// The history and a counter `reset()` bumps (a turn that started before a reset is not
+/// recorded after it).
+struct History {
+    messages: Vec<ChatMessage>,
+    epoch: u64,
+}
+
+/// A chat with a model that keeps its history and its own KV cache: each `prompt` evaluates only
+/// what follows the previous turn's prompt (`timings.promptTokens`; the reused ones are
+/// `timings.cachedTokens`), and its reply is exactly the text `generate` gives on the whole
+/// rendered history. Several sessions on one model each keep their own cache (switching between
+/// them copies the cache positions in use in and out of the guest). Create it with
+/// `model.createSession()`.
+#[napi]
+pub struct ChatSession {
+    shared: Arc<Shared>,
+    seq: SequenceId,
+    template: Option<String>,
+    system_prompt: Option<String>,
+    context_length: u32,
+    history: Arc<Mutex<History>>,
+    /// Held for a whole turn: turns of one session run one after another.
+    turn: Arc<Mutex<()>>,
+    closing: Arc<AtomicBool>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn session_disposed() -> ChordError {
+    ChordError::new(ErrorCode::Disposed, "the session was disposed")
+}
+
+impl ChatSession {
+    fn opening(system_prompt: &Option<String>) -> Vec<ChatMessage> {
+        system_prompt.iter().map(|s| ChatMessage { role: "system".into(), content: s.clone() }).collect()
+    }
+}
+
+impl Drop for ChatSession {
+    /// A session collected without `dispose()`: its cache is freed at the model's next call.
+    fn drop(&mut self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            locked(&self.shared.orphans).push(self.seq);
+        }
+    }
+}
+
+#[napi]
+impl Model {
+    /// Starts a chat session on this model: `await session.prompt(text)` answers as the
+    /// assistant, keeping the history and the session's own KV cache. Uses the file's chat
+    /// template unless `template` is given. Throws `ERR_NO_CHAT_TEMPLATE` (neither),
+    /// `ERR_INVALID_OPTION`, `ERR_DISPOSED`.
+    #[napi(ts_args_type = "options?: CreateSessionOptions")]
+    pub fn create_session(&self, env: Env, options: Option<Unknown>) -> Result<ChatSession> {
+        let make = || -> std::result::Result<ChatSession, ChordError> {
+            let options: Option<Value> = match options {
+                Some(o) => Some(env.from_js_value(o).map_err(|e| invalid_option(format!("options: {e}")))?),
+                None => None,
+            };
+            let o = parse_session_options(options, self.shared.n_ctx)?;
+            // The template must exist now (it is rendered on each turn).
+            ChatRenderer::new(&self.shared, o.template.clone(), true)?;
+            let history = History { messages: ChatSession::opening(&o.system_prompt), epoch: 0 };
+            Ok(ChatSession {
+                shared: self.shared.clone(),
+                seq: self.shared.next_sequence.fetch_add(1, Ordering::SeqCst),
+                template: o.template,
+                system_prompt: o.system_prompt,
+                context_length: o.context_length,
+                history: Arc::new(Mutex::new(history)),
+                turn: Arc::new(Mutex::new(())),
+                closing: Arc::new(AtomicBool::new(false)),
+            })
+        };
+        make().map_err(|e| to_js(&env, e))
+    }
+}
+
+#[napi]
+impl ChatSession {
+    /// Internal: `session.prompt` (`src/napi/wrappers.js`) runs on this like `generate` on
+    /// `_generate`.
+    #[napi(js_name = "_prompt", skip_typescript)]
+    pub fn prompt_raw(&self, env: Env, text: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
+        let events = event_fn(callback)?;
+        let input = (|| -> std::result::Result<_, ChordError> {
+            if text.get_type().ok() != Some(ValueType::String) {
+                return Err(invalid_option("the prompt must be a string"));
+            }
+            // SAFETY: checked to be a string.
+            let text: String = unsafe { text.cast() }.map_err(|e| invalid_option(e.to_string()))?;
+            Ok((text, parse_generate_options(&env, options, OptionsOf::SessionPrompt)?))
+        })();
+        let (shared, history, turn, closing) = (self.shared.clone(), self.history.clone(), self.turn.clone(), self.closing.clone());
+        let (seq, template, context_limit) = (self.seq, self.template.clone(), self.context_length as usize);
+        spawn_generation(events, input, move |(text, p), events| {
+            let _turn = locked(&turn);
+            if closing.load(Ordering::SeqCst) {
+                return Err(session_disposed());
+            }
+            let user = ChatMessage { role: "user".into(), content: text };
+            let (mut messages, epoch) = {
+                let h = locked(&history);
+                (h.messages.clone(), h.epoch)
+            };
+            messages.push(user.clone());
+            let ids = ChatRenderer::new(&shared, template, true)?.ids(&messages)?;
+            let g = run_ids(&shared, &ids, &p, events, Some(InSequence { seq, context_limit, closing: &closing }))?;
+            let mut h = locked(&history);
+            if h.epoch == epoch {
+                h.messages.push(user);
+                h.messages.push(ChatMessage { role: "assistant".into(), content: g.text.clone() });
+            }
+            Ok(g)
+        })
+    }
+
+    /// The chat so far: the system prompt (if any), then each turn's user and assistant
+    /// messages (a copy). Throws `ERR_DISPOSED` after `dispose()`.
+    #[napi(getter)]
+    pub fn history(&self, env: Env) -> Result<Vec<JsChatMessage>> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(to_js(&env, session_disposed()));
+        }
+        Ok(locked(&self.history).messages.iter().cloned().map(Into::into).collect())
+    }
+
+    /// Positions this session may fill (its `contextLength`).
+    #[napi(getter)]
+    pub fn context_length(&self) -> u32 {
+        self.context_length
+    }
+
+    /// Starts the chat over: the history goes back to the system prompt. The KV cache is kept,
+    /// so the next turn still reuses the system prompt's tokens. A turn running meanwhile
+    /// finishes but is not recorded. Throws `ERR_DISPOSED` after `dispose()`.
+    #[napi]
+    pub fn reset(&self, env: Env) -> Result<()> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(to_js(&env, session_disposed()));
+        }
+        let mut h = locked(&self.history);
+        h.messages = Self::opening(&self.system_prompt);
+        h.epoch += 1;
+        Ok(())
+    }
+
+    /// Frees the session's KV cache and history. A running `prompt` stops and rejects with
+    /// `ERR_DISPOSED`; later calls reject with `ERR_DISPOSED`. The model stays usable.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn dispose(&self) -> AsyncTask<Job<()>> {
+        self.closing.store(true, Ordering::SeqCst);
+        locked(&self.history).messages.clear();
+        let (shared, seq) = (self.shared.clone(), self.seq);
+        Job::task(move || {
+            if let Some(m) = shared.lock().as_mut() {
+                m.drop_sequence(seq);
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether `dispose()` was called.
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
