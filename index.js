@@ -724,13 +724,18 @@ if (!nativeBinding || forceWasi) {
 if (!nativeBinding) {
   if (loadErrors.length > 0) {
     const error = new Error(
-      `Cannot find native binding. ` +
-        `npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ` +
-        'Please try `npm i` again after removing both package-lock.json and node_modules directory.',
+      (() => {
+        const abi = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : process.platform === 'win32' ? '-msvc' : ''
+        const pkg = `wasm-chord-${process.platform}-${process.arch}${abi}`
+        return `wasm-chord: no native binary loaded for ${process.platform}-${process.arch}${abi}: the platform package ${pkg} ` +
+          `(an optionalDependency of wasm-chord) is not installed or does not load. Install it (npm install ${pkg}), ` +
+          `or reinstall without --omit=optional / --no-optional; the load errors are the cause.`
+      })(),
     )
     // assign instead of the `new Error(message, { cause })` options form,
     // which Node < 16.9 silently ignores
     error.cause = createLoadErrorChain(loadErrors)
+    error.code = 'ERR_NO_NATIVE_BINARY'
     throw error
   }
   throw new Error(`Failed to load native binding`)

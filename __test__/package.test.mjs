@@ -68,6 +68,44 @@ describe('packaging', () => {
     expect(c.stderr).toContain('(history cleared)')
   })
 
+  // What `npm publish` would ship: the root package with the optionalDependencies napi-rs's
+  // `napi pre-publish` writes (here for the one platform package built on this machine) and the
+  // platform package, packed, then installed with no network beyond the two tarballs.
+  it.runIf(SMOL)('the packed tarballs install offline, load and generate; without the platform package the error names it', () => {
+    const npm = (args, cwd) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, encoding: 'utf8', stdio: 'pipe', env: { ...process.env, npm_config_offline: 'true' } })
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+    const stage = path.join(dir, 'stage')
+    fs.mkdirSync(stage)
+    for (const f of pkg.files) fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true })
+    const platform = JSON.parse(fs.readFileSync(path.join(root, 'npm', 'linux-x64-gnu', 'package.json'), 'utf8'))
+    fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify({ ...pkg, optionalDependencies: { [platform.name]: platform.version } }, null, 2))
+    const packs = path.join(dir, 'tarballs')
+    fs.mkdirSync(packs)
+    const pack = (from) => path.join(packs, JSON.parse(npm(['pack', '--json', '--pack-destination', packs], from))[0].filename)
+    const rootTgz = pack(stage)
+    const platformTgz = pack(path.join(root, 'npm', 'linux-x64-gnu'))
+    const script = `const { Model } = require('wasm-chord')
+      Model.load(${JSON.stringify(SMOL)}, { contextLength: 64 }).then(async (m) => {
+        const r = await m.generate('The capital of France is', { maxTokens: 3 })
+        console.log(JSON.stringify({ n: r.tokens.length, version: require('wasm-chord/package.json').version }))
+        await m.dispose()
+      })`
+    const project = (name, tarballs) => {
+      const p = path.join(dir, name)
+      fs.mkdirSync(p)
+      fs.writeFileSync(path.join(p, 'package.json'), JSON.stringify({ name, private: true }))
+      npm(['install', '--ignore-scripts', ...tarballs], p)
+      return spawnSync(process.execPath, ['-e', script], { cwd: p, encoding: 'utf8' })
+    }
+    const ok = project('with-platform', [rootTgz, platformTgz])
+    expect(ok.stderr).toBe('')
+    expect(JSON.parse(ok.stdout)).toEqual({ n: 3, version: pkg.version })
+    const missing = project('without-platform', [rootTgz])
+    expect(missing.status).not.toBe(0)
+    expect(missing.stderr).toContain(`the platform package ${platform.name}`)
+    expect(missing.stderr).toContain('ERR_NO_NATIVE_BINARY')
+  }, 120_000)
+
   it('`wasm-chord info` on a bad file exits 1 with the error code', () => {
     const file = path.join(dir, 'bad.gguf')
     fs.writeFileSync(file, 'not a model')

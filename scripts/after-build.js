@@ -13,6 +13,29 @@ for (const f of fs.readdirSync(root).filter((f) => /^wasm-chord\..+\.node$/.test
   if (fs.existsSync(dir)) fs.copyFileSync(path.join(root, f), path.join(dir, f))
 }
 
+// The loader's error when no binary loads: say which platform package is missing, for which
+// platform (napi-rs's own message blames an npm bug).
+const loader = path.join(root, 'index.js')
+const napiMessage = /`Cannot find native binding\. ` \+\n\s+`npm has a bug[^\n]*\n\s+'Please try[^\n]*\n/
+let js = fs.readFileSync(loader, 'utf8')
+if (napiMessage.test(js)) {
+  js = js.replace(
+    napiMessage,
+    `(() => {
+        const abi = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : process.platform === 'win32' ? '-msvc' : ''
+        const pkg = \`wasm-chord-\${process.platform}-\${process.arch}\${abi}\`
+        return \`wasm-chord: no native binary loaded for \${process.platform}-\${process.arch}\${abi}: the platform package \${pkg} \` +
+          \`(an optionalDependency of wasm-chord) is not installed or does not load. Install it (npm install \${pkg}), \` +
+          \`or reinstall without --omit=optional / --no-optional; the load errors are the cause.\`
+      })(),
+`,
+  )
+  js = js.replace("error.cause = createLoadErrorChain(loadErrors)\n", "error.cause = createLoadErrorChain(loadErrors)\n    error.code = 'ERR_NO_NATIVE_BINARY'\n")
+  fs.writeFileSync(loader, js)
+} else if (!js.includes('ERR_NO_NATIVE_BINARY')) {
+  throw new Error("after-build: napi-rs's loader message changed; update the missing-binary patch")
+}
+
 const dts = path.join(root, 'index.d.ts')
 let text = fs.readFileSync(dts, 'utf8')
 const marker = '[Symbol.asyncDispose](): Promise<void>'
@@ -111,6 +134,8 @@ export type ChatResult = GenerateResult & { message: ChatMessage }
 if (!text.includes('export type ErrorCode')) {
   // The codes are the core's (src/error.rs, `ErrorCode::code_str`): one list, read from there.
   const codes = [...fs.readFileSync(path.join(root, 'src', 'error.rs'), 'utf8').matchAll(/=> "(ERR_[A-Z0-9_]+)"/g)].map((m) => m[1])
+  // The loader's own (index.js, patched above), before any native code runs.
+  codes.push('ERR_NO_NATIVE_BINARY')
   if (codes.length < 10) throw new Error('after-build: could not read the error codes from src/error.rs')
   text += `
 /** The \`code\` of every error wasm-chord throws or rejects with (see the README's table). */
