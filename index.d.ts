@@ -597,18 +597,6 @@ export interface UnitChecksum {
   ok: boolean
 }
 
-/**
- * Writes a GGUF file with the project's writer (tests, synthetic models, hostile files).
- *
- * `spec`: `{ metadata?: Record<string, value | { type, value, elementType? }>, tensors?: Array<{
- * name, type (ggml name) | typeId, shape, data?: 'pattern' | 'sparse', seed?, offset? }>,
- * version? (3), alignment? (32), magic?, bigEndian?, tensorCount?, kvCount?, truncateTo? }`.
- * Untyped metadata numbers become u32 (u64 when large, i32 when negative, f32 when fractional).
- * `'sparse'` tensors write only their first and last 4 KiB, leaving a hole (no disk cost).
- * Resolves to the number of bytes of the file.
- */
-export declare function writeGguf(path: string, spec: GgufSpec): Promise<number>
-
 /** Options of `model.chat`: those of `generate` (the template decides the special tokens) and a `template` to use instead of the file's. */
 export type ChatOptions = Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'> & { template?: string }
 
@@ -664,6 +652,7 @@ export type ErrorCode =
   | 'ERR_CALLBACK'
   | 'ERR_DISPOSED'
   | 'ERR_INTERNAL'
+  | 'ERR_NO_NATIVE_BINARY'
 
 /** An error from wasm-chord: `err.code` says what went wrong, `err.message` gives the numbers. */
 export interface WasmChordError extends Error {

@@ -842,4 +842,3 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.ChatSession = nativeBinding.ChatSession
 module.exports.Model = nativeBinding.Model
-module.exports.writeGguf = nativeBinding.writeGguf

@@ -3,7 +3,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { Model, writeGguf } from '../index.js'
+import { Model } from '../index.js'
+import { writeGguf } from '../testing.js'
 import { llamaSpec, rejection, tempDir } from './helpers.mjs'
 
 const dir = tempDir('malformed')

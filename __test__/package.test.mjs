@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { writeGguf } from '../index.js'
+import { writeGguf } from '../testing.js'
 import { llamaSpec, realModel, tempDir } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -20,7 +20,10 @@ describe('packaging', () => {
     expect(pkg.name).toBe('wasm-chord-linux-x64-gnu')
     const addon = require(path.join(pkgDir, pkg.main))
     expect(typeof addon.Model.load).toBe('function')
-    expect(typeof addon.writeGguf).toBe('function')
+    expect(typeof addon._writeGguf).toBe('function')
+    // The test helpers live on their own subpath, not on the main entry.
+    expect(require(path.join(root, 'index.js')).writeGguf).toBeUndefined()
+    expect(typeof require(path.join(root, 'testing.js')).writeGguf).toBe('function')
   })
 
   const cli = path.join(root, 'bin', 'wasm-chord.js')

@@ -152,7 +152,9 @@ fn build(spec: &Value) -> std::result::Result<GgufWriter, ChordError> {
 /// Untyped metadata numbers become u32 (u64 when large, i32 when negative, f32 when fractional).
 /// `'sparse'` tensors write only their first and last 4 KiB, leaving a hole (no disk cost).
 /// Resolves to the number of bytes of the file.
-#[napi(ts_args_type = "path: string, spec: GgufSpec", ts_return_type = "Promise<number>")]
+///
+/// Exported as `writeGguf` by `wasm-chord/testing` (`testing.js`), not by the main entry.
+#[napi(js_name = "_writeGguf", skip_typescript)]
 pub fn write_gguf(path: String, spec: Value) -> AsyncTask<Job<f64>> {
     Job::task(move || {
         let w = build(&spec)?;
