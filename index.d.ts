@@ -483,6 +483,11 @@ export interface MemoryStats {
   cacheArenaBytes: number
   /** Bytes of weights resident in guest memory now. */
   residentWeightBytes: number
+  /**
+   * Host bytes holding the KV caches of chat sessions that are not in the guest right now
+   * (each session's cache goes there while another session or a plain generation runs).
+   */
+  sessionCacheBytes: number
   /** Sum of Memory64 region sizes (file-backed: address space, not RSS). */
   regionBytes: number
   /** The regions. */

@@ -83,7 +83,10 @@ describe.skipIf(!SMOL)('model.chat and createSession (SmolLM2-135M-Instruct)', (
     expect(a2.timings.cachedTokens).toBeGreaterThan(a1.timings.promptTokens - 32)
     const b2 = await b.prompt('How are you?', { maxTokens: 4 })
     expect(b2.timings.cachedTokens).toBeGreaterThan(0)
+    // a's cache waits in host memory while b's is in the guest; dispose frees both.
+    expect((await model.memoryStats()).sessionCacheBytes).toBeGreaterThan(a2.timings.cachedTokens * 1000)
     await Promise.all([a.dispose(), b.dispose()])
+    expect((await model.memoryStats()).sessionCacheBytes).toBe(0)
     if (model !== modelWhole) await model.dispose()
   })
 

@@ -99,6 +99,8 @@ pub struct MemoryStats {
     pub cache_arena_bytes: u64,
     /// Bytes of resident weights in guest memory.
     pub resident_weight_bytes: u64,
+    /// Host bytes holding the KV caches of chat sessions that are not in the guest right now.
+    pub session_cache_bytes: u64,
     /// Memory64 regions.
     pub regions: Vec<RegionStats>,
     /// Sum of region sizes (virtual; file-backed).

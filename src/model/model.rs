@@ -107,7 +107,7 @@ impl Memory64Model {
     /// logits (n_vocab) after the last one.
     pub fn eval_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut logits = Vec::new();
-        let mut r = self.runner_for(None)?;
+        let mut r = self.plain_runner()?;
         if tokens.is_empty() || tokens.len() > r.n_ctx() {
             return fail(E::ContextTooLarge, format!("{} tokens for a context of {}", tokens.len(), r.n_ctx()));
         }
@@ -156,7 +156,7 @@ impl Memory64Model {
         aborted: &dyn Fn() -> bool,
     ) -> Result<Generation> {
         let Some((seq, context_limit)) = sequence else {
-            let mut r = self.runner_for(None)?;
+            let mut r = self.plain_runner()?;
             let c = Continuation::default();
             return with_abort_poll(aborted, || generate_continuing(&mut r, prompt, c, opts, on_text, on_token, aborted)).map(|(g, _)| g);
         };
@@ -200,11 +200,6 @@ impl Memory64Model {
         }
     }
 
-    /// Bytes of host memory holding the caches of sequences that are not in the guest.
-    pub fn saved_sequence_bytes(&self) -> usize {
-        self.kv.saved.values().map(|s| s.tokens.len() * 5 + s.bytes.len()).sum()
-    }
-
     /// Makes `seq` (`None`: a plain generation) the owner of the guest's KV cache: the current
     /// owner's positions are saved first, `seq`'s saved ones restored.
     fn take_cache_for(&mut self, seq: Option<SequenceId>) -> Result<()> {
@@ -231,8 +226,8 @@ impl Memory64Model {
     }
 
     /// A runner for a plain generation from position 0 (after saving a sequence's cache).
-    fn runner_for(&mut self, seq: Option<SequenceId>) -> Result<GuestRunner<'_>> {
-        self.take_cache_for(seq)?;
+    fn plain_runner(&mut self) -> Result<GuestRunner<'_>> {
+        self.take_cache_for(None)?;
         self.runner_for_owner()
     }
 
@@ -375,6 +370,7 @@ impl Memory64Model {
             guest_memory_bytes: self.guest.memory_bytes(),
             cache_arena_bytes,
             resident_weight_bytes,
+            session_cache_bytes: self.kv.saved.values().map(|s| (s.tokens.len() * 5 + s.bytes.len()) as u64).sum(),
             regions,
             region_bytes,
             bridge: self.guest.bridge_stats(),

@@ -259,6 +259,9 @@ pub struct MemoryStats {
     pub cache_arena_bytes: f64,
     /// Bytes of weights resident in guest memory now.
     pub resident_weight_bytes: f64,
+    /// Host bytes holding the KV caches of chat sessions that are not in the guest right now
+    /// (each session's cache goes there while another session or a plain generation runs).
+    pub session_cache_bytes: f64,
     /// Sum of Memory64 region sizes (file-backed: address space, not RSS).
     pub region_bytes: f64,
     /// The regions.
@@ -277,6 +280,7 @@ impl From<CoreMemoryStats> for MemoryStats {
             guest_memory_bytes: m.guest_memory_bytes as f64,
             cache_arena_bytes: m.cache_arena_bytes as f64,
             resident_weight_bytes: m.resident_weight_bytes as f64,
+            session_cache_bytes: m.session_cache_bytes as f64,
             region_bytes: m.region_bytes as f64,
             regions: m.regions.into_iter().map(Into::into).collect(),
             bridge: BridgeStats {
