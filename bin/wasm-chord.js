@@ -31,6 +31,7 @@ generation (generate, chat):
   --repeat-penalty X    penalty for recently seen tokens (1 = off)
   --stop TEXT           end the text before TEXT (repeatable)
   --system TEXT         (chat) the system prompt
+  --template FILE       (chat) a Jinja chat template, for files without tokenizer.chat_template
 
 loading:
   --context N           KV cache positions (default: the model's, capped at 4096)
@@ -50,7 +51,7 @@ const GEN = { 'max-tokens': ['maxTokens', 'int'], temperature: ['temperature', '
 const usageError = (message) => Object.assign(new Error(`${message}\n(wasm-chord --help for usage)`), { code: 'ERR_USAGE' })
 
 function parse(argv) {
-  const options = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' }, stop: { type: 'string', multiple: true }, system: { type: 'string' } }
+  const options = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' }, stop: { type: 'string', multiple: true }, system: { type: 'string' }, template: { type: 'string' } }
   for (const flag of [...Object.keys(LOAD), ...Object.keys(GEN)]) options[flag] = { type: 'string' }
   let parsed
   try {
@@ -120,8 +121,17 @@ async function generate(file, prompt, opts) {
 }
 
 async function chat(file, opts) {
+  const options = {}
+  if (opts.values.system !== undefined) options.systemPrompt = opts.values.system
+  if (opts.values.template !== undefined) options.template = fs.readFileSync(opts.values.template, 'utf8')
   const model = await load(file, opts.load)
-  const session = model.createSession(opts.values.system === undefined ? {} : { systemPrompt: opts.values.system })
+  let session
+  try {
+    session = model.createSession(options)
+  } catch (e) {
+    await model.dispose()
+    throw e.code === 'ERR_NO_CHAT_TEMPLATE' ? Object.assign(new Error(`${e.message} (--template FILE)`), { code: e.code }) : e
+  }
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY })
   const interactive = process.stdin.isTTY
   if (interactive) console.error(`chatting with ${model.info.name ?? path.basename(file)} (${model.info.mode}); /reset starts over, /exit or Ctrl-D ends`)
@@ -234,7 +244,9 @@ async function main() {
   if (!(command in commands)) throw usageError(command ? `unknown command ${JSON.stringify(command)}` : 'no command given')
   if (!file) throw usageError(`${command} needs a model file`)
   if (rest.length !== commands[command]) throw usageError(command === 'generate' ? 'generate takes one prompt (quote it)' : `${command} takes no argument after the model file`)
-  if (command !== 'chat' && opts.values.system !== undefined) throw usageError('--system is an option of chat')
+  for (const flag of ['system', 'template']) {
+    if (command !== 'chat' && opts.values[flag] !== undefined) throw usageError(`--${flag} is an option of chat`)
+  }
   if (command === 'generate') return generate(file, rest[0], opts)
   if (command === 'chat') return chat(file, opts)
   if (command === 'info') return info(file, opts)
