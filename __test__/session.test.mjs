@@ -92,7 +92,10 @@ describe.skipIf(!SMOL)('model.chat and createSession (SmolLM2-135M-Instruct)', (
 
   it('turns of one session queue; an aborted turn leaves the history as it was', async () => {
     const s = model.createSession({ systemPrompt: SYSTEM })
+    // Turns run in call order; a call that fails before it starts does not hold up the next.
+    const bad = expect(s.prompt(QA[2], { bogus: 1 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
     const [r1, r2] = await Promise.all([s.prompt(QA[0], { maxTokens: 6 }), s.prompt(QA[1], { maxTokens: 6 })])
+    await bad
     expect(s.history.map((m) => m.content)).toEqual([SYSTEM, QA[0], r1.text, QA[1], r2.text])
     const ac = new AbortController()
     const p = s.prompt(QA[2], { signal: ac.signal, onTextChunk: () => ac.abort() })

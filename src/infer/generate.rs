@@ -145,14 +145,14 @@ pub fn generate_continuing(
     let stop_here = |e: &crate::error::ChordError| opts.stop_on_abort && e.code == E::Aborted;
     let t0 = Instant::now();
     let mut logits = Vec::new();
-    if let Err(e) = eval_prompt_from(r, prompt, c.cached, &mut logits, aborted) {
+    let evaluated = eval_prompt_from(r, prompt, c.cached, &mut logits, aborted);
+    let mut timings = Timings { prompt_tokens: prompt.len() - c.cached, cached_tokens: c.cached, prompt_ms: ms(t0), ..Timings::default() };
+    if let Err(e) = evaluated {
         if !stop_here(&e) {
             return Err(e);
         }
-        let timings = Timings { prompt_tokens: prompt.len() - c.cached, cached_tokens: c.cached, prompt_ms: ms(t0), ..Timings::default() };
         return Ok((Generation { text: String::new(), tokens: Vec::new(), stop_reason: StopReason::Abort, timings }, c.cached));
     }
-    let mut timings = Timings { prompt_tokens: prompt.len() - c.cached, cached_tokens: c.cached, prompt_ms: ms(t0), ..Timings::default() };
     let t1 = Instant::now();
     let mut sampler = Sampler::new(opts.sampler.clone());
     let mut history: Vec<u32> = prompt.to_vec();

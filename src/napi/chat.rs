@@ -118,28 +118,35 @@ pub(super) fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, 
 }
 
 fn parse_options(v: Option<Value>) -> std::result::Result<Parsed, ChordError> {
-    let mut p = Parsed { add_generation_prompt: true, template: None, tokenize: false };
-    let obj = match v {
-        None | Some(Value::Null) => return Ok(p),
-        Some(Value::Object(o)) => o,
-        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
-    };
-    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid_option(format!("unknown option {k:?} (known: {})", KNOWN.join(", "))));
-    }
+    let obj = options_object(v, KNOWN)?;
     let flag = |key: &str| match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(invalid_option(format!("{key} must be a boolean, got {}", json_type(other)))),
     };
-    p.add_generation_prompt = flag("addGenerationPrompt")?.unwrap_or(true);
-    p.tokenize = flag("tokenize")?.unwrap_or(false);
-    p.template = match obj.get("template") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(invalid_option(format!("template must be a string, got {}", json_type(other)))),
+    Ok(Parsed { add_generation_prompt: flag("addGenerationPrompt")?.unwrap_or(true), tokenize: flag("tokenize")?.unwrap_or(false), template: opt_string(&obj, "template")? })
+}
+
+/// An options object read as JSON (`None` or null: empty), its keys checked against `known`.
+pub(super) fn options_object(v: Option<Value>, known: &[&str]) -> std::result::Result<serde_json::Map<String, Value>, ChordError> {
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(serde_json::Map::new()),
+        Some(Value::Object(o)) => o,
+        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
     };
-    Ok(p)
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid_option(format!("unknown option {k:?} (known: {})", known.join(", "))));
+    }
+    Ok(obj)
+}
+
+/// `obj[key]`: a string, or absent (undefined or null).
+pub(super) fn opt_string(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<Option<String>, ChordError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid_option(format!("{key} must be a string, got {}", json_type(other)))),
+    }
 }
 
 pub(super) fn json_type(v: &Value) -> &'static str {

@@ -4,13 +4,14 @@
 //! template, and only what the cache does not hold as a fresh evaluation would is evaluated.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
 
-use super::chat::{ChatRenderer, JsChatMessage, json_type};
+use super::chat::{ChatRenderer, JsChatMessage, json_type, options_object, opt_string};
 use super::errors::{invalid_option, to_js};
 use super::generate::{EventArgs, InSequence, OptionsOf, event_fn, parse_generate_options, run_ids, spawn_generation};
 use super::job::Job;
@@ -43,22 +44,8 @@ struct SessionOptions {
 const KNOWN: &[&str] = &["systemPrompt", "contextLength", "template"];
 
 fn parse_session_options(v: Option<Value>, n_ctx: u32) -> std::result::Result<SessionOptions, ChordError> {
-    let mut o = SessionOptions { system_prompt: None, context_length: n_ctx, template: None };
-    let obj = match v {
-        None | Some(Value::Null) => return Ok(o),
-        Some(Value::Object(obj)) => obj,
-        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
-    };
-    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid_option(format!("unknown option {k:?} (known: {})", KNOWN.join(", "))));
-    }
-    let text = |key: &str| match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid_option(format!("{key} must be a string, got {}", json_type(other)))),
-    };
-    o.system_prompt = text("systemPrompt")?;
-    o.template = text("template")?;
+    let obj = options_object(v, KNOWN)?;
+    let mut o = SessionOptions { system_prompt: opt_string(&obj, "systemPrompt")?, context_length: n_ctx, template: opt_string(&obj, "template")? };
     match obj.get("contextLength") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) => match n.as_u64() {
@@ -91,9 +78,54 @@ pub struct ChatSession {
     system_prompt: Option<String>,
     context_length: u32,
     history: Arc<Mutex<History>>,
-    /// Held for a whole turn: turns of one session run one after another.
-    turn: Arc<Mutex<()>>,
+    /// Turns of one session run one after another, in the order of the `prompt` calls.
+    turns: Arc<Turns>,
     closing: Arc<AtomicBool>,
+}
+
+/// A queue of turns: each `prompt` call takes the next ticket; a turn runs when every earlier
+/// ticket is done (ran, or was dropped unused because its call failed before it started).
+#[derive(Default)]
+struct Turns {
+    /// (next ticket to hand out, the ticket whose turn it is, later tickets already done).
+    state: Mutex<(u64, u64, BTreeSet<u64>)>,
+    done: Condvar,
+}
+
+/// A place in a session's queue of turns; dropping it (run or not) lets the next turn go.
+struct Ticket {
+    turns: Arc<Turns>,
+    id: u64,
+}
+
+impl Turns {
+    fn ticket(turns: &Arc<Turns>) -> Ticket {
+        let mut st = locked(&turns.state);
+        st.0 += 1;
+        Ticket { turns: turns.clone(), id: st.0 - 1 }
+    }
+}
+
+impl Ticket {
+    /// Blocks until every earlier ticket is done.
+    fn wait(&self) {
+        let mut st = locked(&self.turns.state);
+        while st.1 != self.id {
+            st = self.turns.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut guard = locked(&self.turns.state);
+        let (_, current, done) = &mut *guard;
+        done.insert(self.id);
+        while done.remove(current) {
+            *current += 1;
+        }
+        self.turns.done.notify_all();
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,7 +175,7 @@ impl Model {
                 system_prompt: o.system_prompt,
                 context_length: o.context_length,
                 history: Arc::new(Mutex::new(history)),
-                turn: Arc::new(Mutex::new(())),
+                turns: Arc::new(Turns::default()),
                 closing: Arc::new(AtomicBool::new(false)),
             })
         };
@@ -166,10 +198,12 @@ impl ChatSession {
             let text: String = unsafe { text.cast() }.map_err(|e| invalid_option(e.to_string()))?;
             Ok((text, parse_generate_options(&env, options, OptionsOf::SessionPrompt)?))
         })();
-        let (shared, history, turn, closing) = (self.shared.clone(), self.history.clone(), self.turn.clone(), self.closing.clone());
+        // The ticket is taken here, on the JS thread, so that turns run in call order.
+        let ticket = Turns::ticket(&self.turns);
+        let (shared, history, closing) = (self.shared.clone(), self.history.clone(), self.closing.clone());
         let (seq, template, context_limit) = (self.seq, self.template.clone(), self.context_length as usize);
         spawn_generation(events, input, move |(text, p), events| {
-            let _turn = locked(&turn);
+            ticket.wait();
             if closing.load(Ordering::SeqCst) {
                 return Err(session_disposed());
             }
