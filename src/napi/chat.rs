@@ -8,7 +8,8 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use super::errors::invalid_option;
-use super::generate::{EventArgs, OptionsOf, ParsedGenerate, event_fn, parse_generate_options, run_ids, spawn_generation};
+use super::generate::{EventArgs, event_fn, run_ids, spawn_generation};
+use super::options::{ApplyChatTemplateOptions, GenerateOptions, OptionsOf, ParsedGenerate, read_all};
 use super::job::Job;
 use super::model::{Model, Shared};
 use crate::error::{ChordError, ErrorCode};
@@ -22,21 +23,6 @@ pub struct JsChatMessage {
     pub role: String,
     /// The message text. With `tokenize: true` it is never parsed as special tokens.
     pub content: String,
-}
-
-/// Options of `model.applyChatTemplate` (this struct declares their TypeScript shape;
-/// `parse_options` reads the JS object itself).
-#[allow(dead_code)] // reason: TypeScript shape only
-#[napi(object)]
-pub struct ApplyChatTemplateOptions {
-    /// End with the opening of the assistant's turn, so that generation continues as the
-    /// assistant (transformers' `add_generation_prompt`). Default true.
-    pub add_generation_prompt: Option<bool>,
-    /// A Jinja chat template to use instead of the file's `tokenizer.chat_template`.
-    pub template: Option<String>,
-    /// Return token ids instead of text: the template's special tokens are special, message
-    /// content never is (so a user's `<|im_end|>` stays text). Default false.
-    pub tokenize: Option<bool>,
 }
 
 impl From<ChatMessage> for JsChatMessage {
@@ -89,14 +75,6 @@ impl ChatRenderer {
     }
 }
 
-struct Parsed {
-    add_generation_prompt: bool,
-    template: Option<String>,
-    tokenize: bool,
-}
-
-const KNOWN: &[&str] = &["addGenerationPrompt", "template", "tokenize"];
-
 pub(super) fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, ChordError> {
     let Value::Array(items) = v else { return Err(invalid_option("messages must be an array of { role, content } objects")) };
     items
@@ -117,39 +95,7 @@ pub(super) fn parse_messages(v: Value) -> std::result::Result<Vec<ChatMessage>, 
         .collect()
 }
 
-fn parse_options(v: Option<Value>) -> std::result::Result<Parsed, ChordError> {
-    let obj = options_object(v, KNOWN)?;
-    let flag = |key: &str| match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(invalid_option(format!("{key} must be a boolean, got {}", json_type(other)))),
-    };
-    Ok(Parsed { add_generation_prompt: flag("addGenerationPrompt")?.unwrap_or(true), tokenize: flag("tokenize")?.unwrap_or(false), template: opt_string(&obj, "template")? })
-}
-
-/// An options object read as JSON (`None` or null: empty), its keys checked against `known`.
-pub(super) fn options_object(v: Option<Value>, known: &[&str]) -> std::result::Result<serde_json::Map<String, Value>, ChordError> {
-    let obj = match v {
-        None | Some(Value::Null) => return Ok(serde_json::Map::new()),
-        Some(Value::Object(o)) => o,
-        Some(other) => return Err(invalid_option(format!("options must be an object, got {}", json_type(&other)))),
-    };
-    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(invalid_option(format!("unknown option {k:?} (known: {})", known.join(", "))));
-    }
-    Ok(obj)
-}
-
-/// `obj[key]`: a string, or absent (undefined or null).
-pub(super) fn opt_string(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result<Option<String>, ChordError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid_option(format!("{key} must be a string, got {}", json_type(other)))),
-    }
-}
-
-pub(super) fn json_type(v: &Value) -> &'static str {
+fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -175,19 +121,15 @@ impl Model {
     /// `ERR_DISPOSED`.
     #[napi(ts_args_type = "messages: ChatMessage[], options?: ApplyChatTemplateOptions", ts_return_type = "Promise<string | number[]>")]
     pub fn apply_chat_template(&self, env: Env, messages: Unknown, options: Option<Unknown>) -> AsyncTask<Job<Either<String, Vec<u32>>>> {
-        let input = (|| -> std::result::Result<(Vec<ChatMessage>, Parsed), ChordError> {
+        let input = (|| -> std::result::Result<(Vec<ChatMessage>, ApplyChatTemplateOptions), ChordError> {
             let messages: Value = env.from_js_value(messages).map_err(|e| invalid_option(format!("messages: {e}")))?;
-            let options: Option<Value> = match options {
-                Some(o) => Some(env.from_js_value(o).map_err(|e| invalid_option(format!("options: {e}")))?),
-                None => None,
-            };
-            Ok((parse_messages(messages)?, parse_options(options)?))
+            Ok((parse_messages(messages)?, read_all(&env, options)?))
         })();
         let shared = self.shared.clone();
         Job::task(move || {
-            let (messages, p) = input?;
-            let renderer = ChatRenderer::new(&shared, p.template, p.add_generation_prompt)?;
-            if p.tokenize { renderer.ids(&messages).map(Either::B) } else { renderer.text(&messages).map(Either::A) }
+            let (messages, o) = input?;
+            let renderer = ChatRenderer::new(&shared, o.template, o.add_generation_prompt.unwrap_or(true))?;
+            if o.tokenize.unwrap_or(false) { renderer.ids(&messages).map(Either::B) } else { renderer.text(&messages).map(Either::A) }
         })
     }
     /// Internal: `model.chat` (`src/napi/wrappers.js`) runs on this like `generate` on
@@ -197,7 +139,7 @@ impl Model {
         let events = event_fn(callback)?;
         let input = (|| -> std::result::Result<(Vec<ChatMessage>, ParsedGenerate), ChordError> {
             let messages: Value = env.from_js_value(messages).map_err(|e| invalid_option(format!("messages: {e}")))?;
-            Ok((parse_messages(messages)?, parse_generate_options(&env, options, OptionsOf::Chat)?))
+            Ok((parse_messages(messages)?, GenerateOptions::parse(&env, options, OptionsOf::Chat)?))
         })();
         let shared = self.shared.clone();
         spawn_generation(events, input, move |(messages, p), events| {

@@ -1,5 +1,6 @@
-//! Generation from JavaScript: option parsing, the generation thread, and the one event channel
-//! (a threadsafe function) that carries text chunks and then the result, in order. The
+//! Generation from JavaScript: the generation thread and the one event channel (a threadsafe
+//! function) that carries text chunks and then the result, in order; the options are declared
+//! and validated in `options.rs`. The
 //! `generate` / `stream` methods JS calls are thin wrappers installed by `model::init`.
 
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use napi_derive::napi;
 use super::errors::invalid_option;
 use super::job::Job;
 use super::model::{Model, Shared, disposed};
-use super::options::watch_signal;
+use super::options::{DetokenizeOptions, GenerateOptions, OptionsOf, ParsedGenerate, TokenizeOptions, js_type, read_all};
 use crate::error::{ChordError, ErrorCode};
-use crate::infer::{GenerateOptions as CoreGenerateOptions, Generation, StopReason};
+use crate::infer::{Generation, StopReason};
 use crate::model::SequenceId;
 
 /// Timings of one generation.
@@ -81,217 +82,6 @@ impl From<ChordError> for ErrorInfo {
     fn from(e: ChordError) -> Self {
         Self { code: e.code_str().to_string(), message: e.message }
     }
-}
-
-/// Options of `model.generate` / `model.stream` (this struct declares their TypeScript shape;
-/// `parse_generate_options` reads the JS object itself).
-#[allow(dead_code)] // reason: TypeScript shape only
-#[napi(object)]
-pub struct GenerateOptions {
-    /// Most tokens to generate. Default: until an end-of-generation token or a full context.
-    pub max_tokens: Option<u32>,
-    /// Sampling temperature. Default 0 (greedy: always the most likely token).
-    pub temperature: Option<f64>,
-    /// Keep only the K most likely tokens (temperature > 0). Default 40; 0 = all.
-    pub top_k: Option<u32>,
-    /// Keep the smallest set of tokens whose probability reaches P (temperature > 0). Default 0.95.
-    pub top_p: Option<f64>,
-    /// Drop tokens less likely than minP × the most likely one (temperature > 0). Default 0 (off).
-    pub min_p: Option<f64>,
-    /// Penalties for recently seen tokens, as llama.cpp applies them: a number (the repeat
-    /// penalty; 1 = off, the default), or `{ penalty?, frequencyPenalty?, presencePenalty?,
-    /// lastTokens? }` — a recent token's logit is divided by `penalty` (default 1) if positive,
-    /// else multiplied, then `count × frequencyPenalty + presencePenalty` (defaults 0) is
-    /// subtracted, over the last `lastTokens` tokens (default 64).
-    #[napi(ts_type = "number | { penalty?: number; frequencyPenalty?: number; presencePenalty?: number; lastTokens?: number }")]
-    pub repeat_penalty: Option<f64>,
-    /// Random seed: the same seed gives the same text. Default: from the clock.
-    pub seed: Option<f64>,
-    /// Strings that end generation; the text stops before the first one found.
-    #[napi(ts_type = "string | string[]")]
-    pub stop: Option<Vec<String>>,
-    /// Add the model's BOS/EOS tokens around a text prompt as its `add_bos_token` says. Default true.
-    pub add_special: Option<bool>,
-    /// Recognise special-token text (e.g. `<|im_start|>`) in a text prompt. Default true.
-    pub parse_special: Option<bool>,
-    /// Called with each piece of generated text (complete UTF-8) as soon as it is final.
-    #[napi(ts_type = "(chunk: string) => void")]
-    pub on_text_chunk: Option<String>,
-    /// Called with the ids of each generated token as it is sampled (before its text is final).
-    #[napi(ts_type = "(tokens: number[]) => void")]
-    pub on_token: Option<String>,
-    /// Stops generation (also during the prompt); the call rejects with `ERR_ABORTED` whose
-    /// `cause` is `signal.reason`.
-    #[napi(ts_type = "AbortSignal")]
-    pub signal: Option<String>,
-    /// With `signal`: an abort resolves with the text generated so far and `stopReason: 'abort'`
-    /// instead of rejecting. Default false.
-    pub stop_on_abort_signal: Option<bool>,
-}
-
-/// Parsed generation options plus how to run them.
-pub struct ParsedGenerate {
-    /// Core options.
-    pub options: CoreGenerateOptions,
-    /// `addSpecial`.
-    pub add_special: bool,
-    /// `parseSpecial`.
-    pub parse_special: bool,
-    /// Set when `signal` aborts.
-    pub aborted: Arc<AtomicBool>,
-    /// `template` (`model.chat` only).
-    pub template: Option<String>,
-    /// `onToken` was given: token events are sent.
-    pub on_token: bool,
-}
-
-/// Which call the options are for: `generate`/`stream` take a prompt's `addSpecial` and
-/// `parseSpecial`; `model.chat` takes a `template` instead; `session.prompt` neither (the
-/// session's template decides the special tokens).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum OptionsOf {
-    /// `model.generate` / `model.stream`.
-    Generate,
-    /// `model.chat`.
-    Chat,
-    /// `session.prompt`.
-    SessionPrompt,
-}
-
-const SAMPLING: &[&str] = &["maxTokens", "temperature", "topK", "topP", "minP", "repeatPenalty", "seed", "stop", "onTextChunk", "onToken", "signal", "stopOnAbortSignal"];
-const REPEAT_PENALTY: &[&str] = &["penalty", "frequencyPenalty", "presencePenalty", "lastTokens"];
-
-impl OptionsOf {
-    fn extra(self) -> &'static [&'static str] {
-        match self {
-            Self::Generate => &["addSpecial", "parseSpecial"],
-            Self::Chat => &["template"],
-            Self::SessionPrompt => &[],
-        }
-    }
-}
-
-fn get(obj: &Object, key: &str) -> Option<(Unknown<'static>, ValueType)> {
-    let v: Unknown = obj.get(key).ok().flatten()?;
-    let t = v.get_type().unwrap_or(ValueType::Unknown);
-    if matches!(t, ValueType::Undefined | ValueType::Null) {
-        return None;
-    }
-    // SAFETY: the value is used only during this synchronous call, while the object holding it
-    // is alive on the JS stack.
-    Some((unsafe { std::mem::transmute::<Unknown<'_>, Unknown<'static>>(v) }, t))
-}
-
-fn number(obj: &Object, key: &str, min: f64, max: f64, integer: bool) -> std::result::Result<Option<f64>, ChordError> {
-    let Some((v, t)) = get(obj, key) else { return Ok(None) };
-    if t != ValueType::Number {
-        return Err(invalid_option(format!("{key} must be a number, got {t}")));
-    }
-    // SAFETY: checked to be a number.
-    let n: f64 = unsafe { v.cast() }.map_err(|e| invalid_option(format!("{key}: {e}")))?;
-    if !n.is_finite() || n < min || n > max || (integer && n.fract() != 0.0) {
-        let kind = if integer { "an integer" } else { "a number" };
-        return Err(invalid_option(format!("{key} must be {kind} in [{min}, {max}], got {n}")));
-    }
-    Ok(Some(n))
-}
-
-fn boolean(obj: &Object, key: &str) -> std::result::Result<Option<bool>, ChordError> {
-    let Some((v, t)) = get(obj, key) else { return Ok(None) };
-    if t != ValueType::Boolean {
-        return Err(invalid_option(format!("{key} must be a boolean, got {t}")));
-    }
-    // SAFETY: checked to be a boolean.
-    unsafe { v.cast::<bool>() }.map(Some).map_err(|e| invalid_option(format!("{key}: {e}")))
-}
-
-fn string(v: Unknown, what: &str) -> std::result::Result<String, ChordError> {
-    if v.get_type().ok() != Some(ValueType::String) {
-        return Err(invalid_option(format!("{what} must be a string")));
-    }
-    // SAFETY: checked to be a string.
-    unsafe { v.cast::<String>() }.map_err(|e| invalid_option(format!("{what}: {e}")))
-}
-
-/// Parses `options` (undefined, null or an object) of `generate`, `chat` or `session.prompt`.
-pub fn parse_generate_options(env: &Env, options: Option<Unknown>, of: OptionsOf) -> std::result::Result<ParsedGenerate, ChordError> {
-    let aborted = Arc::new(AtomicBool::new(false));
-    let mut p = ParsedGenerate { options: CoreGenerateOptions::default(), add_special: true, parse_special: true, aborted: aborted.clone(), template: None, on_token: false };
-    let Some(options) = options else { return Ok(p) };
-    match options.get_type().unwrap_or(ValueType::Unknown) {
-        ValueType::Undefined | ValueType::Null => return Ok(p),
-        ValueType::Object => {}
-        t => return Err(invalid_option(format!("options must be an object, got {t}"))),
-    }
-    // SAFETY: checked to be an object.
-    let obj: Object = unsafe { options.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-    let known: Vec<&str> = SAMPLING.iter().chain(of.extra()).copied().collect();
-    if let Some(k) = Object::keys(&obj).unwrap_or_default().into_iter().find(|k| !known.contains(&k.as_str())) {
-        return Err(invalid_option(format!("unknown option {k:?} (known: {})", known.join(", "))));
-    }
-    let o = &mut p.options;
-    o.max_tokens = number(&obj, "maxTokens", 0.0, 1e9, true)?.map(|n| n as usize);
-    let s = &mut o.sampler;
-    s.temperature = number(&obj, "temperature", 0.0, 1e6, false)?.map_or(s.temperature, |n| n as f32);
-    s.top_k = number(&obj, "topK", 0.0, 1e9, true)?.map_or(s.top_k, |n| n as usize);
-    s.top_p = number(&obj, "topP", 0.0, 1.0, false)?.map_or(s.top_p, |n| n as f32);
-    s.min_p = number(&obj, "minP", 0.0, 1.0, false)?.map_or(s.min_p, |n| n as f32);
-    s.seed = number(&obj, "seed", 0.0, 9_007_199_254_740_991.0, true)?.map_or(s.seed, |n| n as u64);
-    if let Some((v, t)) = get(&obj, "repeatPenalty") {
-        match t {
-            ValueType::Number => s.repeat_penalty = number(&obj, "repeatPenalty", 1e-6, 1e6, false)?.unwrap_or(1.0) as f32,
-            ValueType::Object => {
-                // SAFETY: checked to be an object.
-                let rp: Object = unsafe { v.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-                if let Some(k) = Object::keys(&rp).unwrap_or_default().into_iter().find(|k| !REPEAT_PENALTY.contains(&k.as_str())) {
-                    return Err(invalid_option(format!("unknown option repeatPenalty.{k} (known: {})", REPEAT_PENALTY.join(", "))));
-                }
-                let at = |key: &str, min: f64| number(&rp, key, min, 1e6, false).map_err(|e| invalid_option(format!("repeatPenalty.{}", e.message)));
-                let (penalty, freq, present) = (at("penalty", 1e-6)?, at("frequencyPenalty", -1e6)?, at("presencePenalty", -1e6)?);
-                if penalty.is_none() && freq.is_none() && present.is_none() {
-                    return Err(invalid_option("repeatPenalty needs penalty, frequencyPenalty or presencePenalty"));
-                }
-                s.repeat_penalty = penalty.unwrap_or(1.0) as f32;
-                s.frequency_penalty = freq.unwrap_or(0.0) as f32;
-                s.presence_penalty = present.unwrap_or(0.0) as f32;
-                s.repeat_last_n = number(&rp, "lastTokens", 0.0, 1e9, true).map_err(|e| invalid_option(format!("repeatPenalty.{}", e.message)))?.map_or(s.repeat_last_n, |n| n as usize);
-            }
-            t => return Err(invalid_option(format!("repeatPenalty must be a number or {{ penalty, frequencyPenalty, presencePenalty, lastTokens }}, got {t}"))),
-        }
-    }
-    if let Some((v, t)) = get(&obj, "stop") {
-        o.stop = match t {
-            ValueType::String => vec![string(v, "stop")?],
-            ValueType::Object if v.is_array().unwrap_or(false) => {
-                // SAFETY: checked to be an array.
-                let arr: Array = unsafe { v.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-                (0..arr.len()).map(|i| string(arr.get::<Unknown>(i).ok().flatten().ok_or_else(|| invalid_option("stop[] must hold strings"))?, "stop[]")).collect::<std::result::Result<_, _>>()?
-            }
-            t => return Err(invalid_option(format!("stop must be a string or an array of strings, got {t}"))),
-        };
-    }
-    if let Some((v, _)) = get(&obj, "template") {
-        p.template = Some(string(v, "template")?);
-    }
-    p.add_special = boolean(&obj, "addSpecial")?.unwrap_or(true);
-    p.parse_special = boolean(&obj, "parseSpecial")?.unwrap_or(true);
-    for key in ["onTextChunk", "onToken"] {
-        if let Some((_, t)) = get(&obj, key)
-            && t != ValueType::Function
-        {
-            return Err(invalid_option(format!("{key} must be a function, got {t}")));
-        }
-    }
-    p.on_token = get(&obj, "onToken").is_some();
-    p.options.stop_on_abort = boolean(&obj, "stopOnAbortSignal")?.unwrap_or(false);
-    if let Some((v, t)) = get(&obj, "signal") {
-        if t != ValueType::Object {
-            return Err(invalid_option(format!("signal must be an AbortSignal, got {t}")));
-        }
-        watch_signal(env, &v, aborted)?;
-    }
-    p.options.sampler.validate()?;
-    Ok(p)
 }
 
 /// One event of a generation, delivered in order on the JS thread.
@@ -370,7 +160,8 @@ enum Prompt {
 
 fn parse_prompt(v: Unknown) -> std::result::Result<Prompt, ChordError> {
     match v.get_type().unwrap_or(ValueType::Unknown) {
-        ValueType::String => Ok(Prompt::Text(string(v, "prompt")?)),
+        // SAFETY: checked to be a string.
+        ValueType::String => Ok(Prompt::Text(unsafe { v.cast::<String>() }.map_err(|e| invalid_option(format!("prompt: {e}")))?)),
         ValueType::Object if v.is_array().unwrap_or(false) => {
             // SAFETY: checked to be an array.
             let arr: Array = unsafe { v.cast() }.map_err(|e| invalid_option(e.to_string()))?;
@@ -384,7 +175,7 @@ fn parse_prompt(v: Unknown) -> std::result::Result<Prompt, ChordError> {
             }
             Ok(Prompt::Tokens(ids))
         }
-        t => Err(invalid_option(format!("prompt must be a string or an array of token ids, got {t}"))),
+        t => Err(invalid_option(format!("prompt must be a string or an array of token ids, got {}", js_type(t, false)))),
     }
 }
 
@@ -399,7 +190,7 @@ impl Model {
     #[napi(js_name = "_generate", skip_typescript)]
     pub fn generate_raw(&self, env: Env, prompt: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
         let events = event_fn(callback)?;
-        let parsed = parse_prompt(prompt).and_then(|p| Ok((p, parse_generate_options(&env, options, OptionsOf::Generate)?)));
+        let parsed = parse_prompt(prompt).and_then(|p| Ok((p, GenerateOptions::parse(&env, options, OptionsOf::Generate)?)));
         let shared = self.shared.clone();
         spawn_generation(events, parsed, move |(prompt, p), events| run_generation(&shared, prompt, &p, events))
     }
@@ -408,13 +199,13 @@ impl Model {
     /// `addSpecial` (default true) adds BOS/EOS as the model's `add_bos_token`/`add_eos_token`
     /// say; `parseSpecial` (default true) turns special-token text such as `<|im_start|>` into
     /// its token. Rejects with `ERR_UNSUPPORTED_TOKENIZER` when the file's tokenizer is not supported.
-    #[napi(ts_args_type = "text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }", ts_return_type = "Promise<number[]>")]
-    pub fn tokenize(&self, text: String, options: Option<Object>) -> AsyncTask<Job<Vec<u32>>> {
-        let opts = options.map(|o| -> std::result::Result<(Option<bool>, Option<bool>), ChordError> { Ok((boolean(&o, "addSpecial")?, boolean(&o, "parseSpecial")?)) });
+    #[napi(ts_args_type = "text: string, options?: TokenizeOptions", ts_return_type = "Promise<number[]>")]
+    pub fn tokenize(&self, env: Env, text: String, options: Option<Unknown>) -> AsyncTask<Job<Vec<u32>>> {
+        let opts = read_all::<TokenizeOptions>(&env, options);
         let vocab = tokenizer(&self.shared);
         Job::task(move || {
-            let (add, parse) = opts.transpose()?.unwrap_or((None, None));
-            Ok(vocab?.tokenize(&text, add.unwrap_or(true), parse.unwrap_or(true)))
+            let o = opts?;
+            Ok(vocab?.tokenize(&text, o.add_special.unwrap_or(true), o.parse_special.unwrap_or(true)))
         })
     }
 
@@ -422,12 +213,12 @@ impl Model {
     /// node-llama-cpp's `model.detokenize`): control tokens such as `<|im_end|>` render as
     /// nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD. Rejects with
     /// `ERR_INVALID_OPTION` for an id outside the vocabulary, as `generate` does.
-    #[napi(ts_args_type = "tokens: number[], options?: { renderSpecial?: boolean }", ts_return_type = "Promise<string>")]
-    pub fn detokenize(&self, tokens: Vec<u32>, options: Option<Object>) -> AsyncTask<Job<String>> {
-        let render = options.map(|o| boolean(&o, "renderSpecial"));
+    #[napi(ts_args_type = "tokens: number[], options?: DetokenizeOptions", ts_return_type = "Promise<string>")]
+    pub fn detokenize(&self, env: Env, tokens: Vec<u32>, options: Option<Unknown>) -> AsyncTask<Job<String>> {
+        let render = read_all::<DetokenizeOptions>(&env, options).map(|o| o.render_special.unwrap_or(false));
         let vocab = tokenizer(&self.shared);
         Job::task(move || {
-            let unparse_special = render.transpose()?.flatten().unwrap_or(false);
+            let unparse_special = render?;
             let vocab = vocab?;
             if let Some((i, t)) = tokens.iter().enumerate().find(|&(_, &t)| t >= vocab.n_tokens()) {
                 return Err(invalid_option(format!("tokens[{i}] = {t} is out of range (vocabulary has {} tokens)", vocab.n_tokens())));

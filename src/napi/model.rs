@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::errors::{invalid_option, to_js};
 use super::job::Job;
 use super::meta::{array_slice, metadata_json};
-use super::options::{parse_load_options, report};
+use super::options::{LoadOptions, js_type, report};
 use super::types::{CacheStats, LayerAccess, LayerInfo, MemoryStats, ModelInfo, UnitChecksum};
 use crate::error::{ChordError, ErrorCode, Result as CoreResult};
 use crate::gguf::{GgufFile, GgufValue};
@@ -81,6 +81,18 @@ pub struct Model {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Gives the memory a disposed model freed back to the system: glibc keeps freed chunks in each
+/// thread's arena (loads run on the libuv pool, generations on threads of their own), so without
+/// this RSS grows in steps over load/dispose cycles although nothing leaks (~35-48 MiB over 50
+/// SmolLM2 cycles). `malloc_trim` walks the arenas and releases their free pages.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Error for a call on a disposed model.
 pub(super) fn disposed() -> ChordError {
     ChordError::new(ErrorCode::Disposed, "the model was disposed")
@@ -126,9 +138,9 @@ impl Model {
                 }
                 (p, Some(clean.to_unknown()))
             }
-            t => return Err(invalid_option(format!("path must be a string, got {t}"))),
+            t => return Err(invalid_option(format!("path must be a string, got {}", js_type(t, false)))),
         };
-        let parsed = parse_load_options(env, options)?;
+        let parsed = LoadOptions::parse(env, options)?;
         Ok(Job::new(move || {
             let aborted = parsed.aborted.clone();
             let progress = parsed.progress.clone();
@@ -291,6 +303,7 @@ impl Model {
         shared.release_external(&env);
         Job::task(move || {
             drop(shared.lock().take());
+            return_freed_memory();
             Ok(())
         })
     }

@@ -9,53 +9,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde_json::Value;
 
-use super::chat::{ChatRenderer, JsChatMessage, json_type, options_object, opt_string};
+use super::chat::{ChatRenderer, JsChatMessage};
 use super::errors::{invalid_option, to_js};
-use super::generate::{EventArgs, InSequence, OptionsOf, event_fn, parse_generate_options, run_ids, spawn_generation};
+use super::generate::{EventArgs, InSequence, event_fn, run_ids, spawn_generation};
+use super::options::{CreateSessionOptions, GenerateOptions, OptionsOf, read_all};
 use super::job::Job;
 use super::model::{Model, Shared};
 use crate::error::{ChordError, ErrorCode};
 use crate::infer::ChatMessage;
 use crate::model::SequenceId;
-
-/// Options of `model.createSession` (this struct declares their TypeScript shape;
-/// `parse_session_options` reads the JS object itself).
-#[allow(dead_code)] // reason: TypeScript shape only
-#[napi(object)]
-pub struct CreateSessionOptions {
-    /// A system message that opens the history (and stays after `reset()`).
-    pub system_prompt: Option<String>,
-    /// Positions the session may fill, at most the model's `contextLength` (the default). A
-    /// turn whose rendered history does not fit rejects with `ERR_CONTEXT_TOO_LARGE`; a reply
-    /// that fills it stops with `stopReason: 'contextFull'`.
-    pub context_length: Option<u32>,
-    /// A Jinja chat template to use instead of the file's `tokenizer.chat_template`.
-    pub template: Option<String>,
-}
-
-struct SessionOptions {
-    system_prompt: Option<String>,
-    context_length: u32,
-    template: Option<String>,
-}
-
-const KNOWN: &[&str] = &["systemPrompt", "contextLength", "template"];
-
-fn parse_session_options(v: Option<Value>, n_ctx: u32) -> std::result::Result<SessionOptions, ChordError> {
-    let obj = options_object(v, KNOWN)?;
-    let mut o = SessionOptions { system_prompt: opt_string(&obj, "systemPrompt")?, context_length: n_ctx, template: opt_string(&obj, "template")? };
-    match obj.get("contextLength") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(c) if (2..=u64::from(n_ctx)).contains(&c) => o.context_length = c as u32,
-            _ => return Err(invalid_option(format!("contextLength must be an integer in [2, {n_ctx}] (the model was loaded with contextLength {n_ctx}), got {n}"))),
-        },
-        Some(other) => return Err(invalid_option(format!("contextLength must be a number, got {}", json_type(other)))),
-    }
-    Ok(o)
-}
 
 /// The history and a counter `reset()` bumps (a turn that started before a reset is not
 /// recorded after it).
@@ -160,11 +123,8 @@ impl Model {
     #[napi(ts_args_type = "options?: CreateSessionOptions")]
     pub fn create_session(&self, env: Env, options: Option<Unknown>) -> Result<ChatSession> {
         let make = || -> std::result::Result<ChatSession, ChordError> {
-            let options: Option<Value> = match options {
-                Some(o) => Some(env.from_js_value(o).map_err(|e| invalid_option(format!("options: {e}")))?),
-                None => None,
-            };
-            let o = parse_session_options(options, self.shared.n_ctx)?;
+            let o: CreateSessionOptions = read_all(&env, options)?;
+            let context_length = o.context_length(self.shared.n_ctx)?;
             // The template must exist now (it is rendered on each turn).
             ChatRenderer::new(&self.shared, o.template.clone(), true)?;
             let history = History { messages: ChatSession::opening(&o.system_prompt), epoch: 0 };
@@ -173,7 +133,7 @@ impl Model {
                 seq: self.shared.next_sequence.fetch_add(1, Ordering::SeqCst),
                 template: o.template,
                 system_prompt: o.system_prompt,
-                context_length: o.context_length,
+                context_length,
                 history: Arc::new(Mutex::new(history)),
                 turns: Arc::new(Turns::default()),
                 closing: Arc::new(AtomicBool::new(false)),
@@ -196,7 +156,7 @@ impl ChatSession {
             }
             // SAFETY: checked to be a string.
             let text: String = unsafe { text.cast() }.map_err(|e| invalid_option(e.to_string()))?;
-            Ok((text, parse_generate_options(&env, options, OptionsOf::SessionPrompt)?))
+            Ok((text, GenerateOptions::parse(&env, options, OptionsOf::SessionPrompt)?))
         })();
         // The ticket is taken here, on the JS thread, so that turns run in call order.
         let ticket = Turns::ticket(&self.turns);

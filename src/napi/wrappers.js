@@ -30,8 +30,8 @@
   function run(self, name, input, options) {
     return new Promise((resolve, reject) => {
       const opts = options == null ? {} : options
-      if (typeof opts !== 'object') {
-        throw Object.assign(new TypeError('options must be an object'), { code: 'ERR_INVALID_OPTION' })
+      if (typeof opts !== 'object' || Array.isArray(opts)) {
+        throw Object.assign(new TypeError(`options must be an object, got ${Array.isArray(opts) ? 'an array' : typeof opts}`), { code: 'ERR_INVALID_OPTION' })
       }
       const callbacks = { onTextChunk: opts.onTextChunk, onToken: opts.onToken }
       for (const [key, f] of Object.entries(callbacks)) {
