@@ -84,9 +84,14 @@ describe.skipIf(!SMOL)('model.chat and createSession (SmolLM2-135M-Instruct)', (
     const b2 = await b.prompt('How are you?', { maxTokens: 4 })
     expect(b2.timings.cachedTokens).toBeGreaterThan(0)
     // a's cache waits in host memory while b's is in the guest; dispose frees both.
-    expect((await model.memoryStats()).sessionCacheBytes).toBeGreaterThan(a2.timings.cachedTokens * 1000)
+    const before = await model.memoryStats()
+    expect(before.sessionCacheBytes).toBeGreaterThan(a2.timings.cachedTokens * 1000)
+    // V8 was told about it as external memory, and is told when it goes.
     await Promise.all([a.dispose(), b.dispose()])
-    expect((await model.memoryStats()).sessionCacheBytes).toBe(0)
+    const after = await model.memoryStats()
+    expect(after.sessionCacheBytes).toBe(0)
+    expect(before.externalBytes - after.externalBytes).toBe(before.sessionCacheBytes)
+    expect(after.externalBytes).toBeGreaterThanOrEqual(after.guestMemoryBytes)
     if (model !== modelWhole) await model.dispose()
   })
 

@@ -353,6 +353,12 @@ impl Memory64Model {
         self.guest.bridge_stats_from_guest()
     }
 
+    /// Host bytes holding the saved KV caches of sequences not in the guest (chat sessions
+    /// waiting for their next turn): their positions' tokens and cache bytes.
+    pub fn session_cache_bytes(&self) -> u64 {
+        self.kv.saved.values().map(|s| (s.tokens.len() * 5 + s.bytes.len()) as u64).sum()
+    }
+
     /// Memory accounting.
     pub fn memory_stats(&self) -> MemoryStats {
         let state = self.guest.state();
@@ -370,7 +376,7 @@ impl Memory64Model {
             guest_memory_bytes: self.guest.memory_bytes(),
             cache_arena_bytes,
             resident_weight_bytes,
-            session_cache_bytes: self.kv.saved.values().map(|s| (s.tokens.len() * 5 + s.bytes.len()) as u64).sum(),
+            session_cache_bytes: self.session_cache_bytes(),
             regions,
             region_bytes,
             bridge: self.guest.bridge_stats(),

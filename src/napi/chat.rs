@@ -136,7 +136,7 @@ impl Model {
     /// `_generate`: renders `messages` with the template and generates from position 0.
     #[napi(js_name = "_chat", skip_typescript)]
     pub fn chat_raw(&self, env: Env, messages: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
-        let events = event_fn(callback)?;
+        let events = event_fn(callback, self.shared.clone())?;
         let input = (|| -> std::result::Result<(Vec<ChatMessage>, ParsedGenerate), ChordError> {
             let messages: Value = env.from_js_value(messages).map_err(|e| invalid_option(format!("messages: {e}")))?;
             Ok((parse_messages(messages)?, GenerateOptions::parse(&env, options, OptionsOf::Chat)?))

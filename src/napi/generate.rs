@@ -102,9 +102,13 @@ pub type EventArgs = FnArgs<(&'static str, Option<String>, Option<GenerateResult
 /// The event callback.
 pub type EventFn = ThreadsafeFunction<Event, (), EventArgs, Status, false>;
 
-/// Wraps the JS callback `(kind, text, result, error, tokens) => void` as an [`EventFn`].
-pub fn event_fn(callback: Function<'_, EventArgs, ()>) -> Result<EventFn> {
-    callback.build_threadsafe_function::<Event>().callee_handled::<false>().build_callback(|ctx| {
+/// Wraps the JS callback `(kind, text, result, error, tokens) => void` as an [`EventFn`]; when
+/// the generation ends, V8 hears how `shared`'s saved session caches changed.
+pub fn event_fn(callback: Function<'_, EventArgs, ()>, shared: Arc<Shared>) -> Result<EventFn> {
+    callback.build_threadsafe_function::<Event>().callee_handled::<false>().build_callback(move |ctx| {
+        if matches!(ctx.value, Event::Done(_) | Event::Failed(_)) {
+            shared.sync_external(&ctx.env);
+        }
         Ok(FnArgs::from(match ctx.value {
             Event::Chunk(s) => ("chunk", Some(s), None, None, None),
             Event::Tokens(t) => ("tokens", None, None, None, Some(t)),
@@ -189,7 +193,7 @@ impl Model {
     /// `callback(kind, text, result, error)`; `generate` and `stream` wrap it.
     #[napi(js_name = "_generate", skip_typescript)]
     pub fn generate_raw(&self, env: Env, prompt: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
-        let events = event_fn(callback)?;
+        let events = event_fn(callback, self.shared.clone())?;
         let parsed = parse_prompt(prompt).and_then(|p| Ok((p, GenerateOptions::parse(&env, options, OptionsOf::Generate)?)));
         let shared = self.shared.clone();
         spawn_generation(events, parsed, move |(prompt, p), events| run_generation(&shared, prompt, &p, events))
@@ -265,6 +269,7 @@ pub(super) fn run_ids(shared: &Shared, ids: &[u32], p: &ParsedGenerate, events: 
     };
     let seq = sequence.as_ref().map(|s| (s.seq, Some(s.context_limit)));
     let result = model.generate_streaming(seq, ids, &p.options, &mut on_text, &mut on_token, &aborted);
+    shared.note_sessions(model);
     // A dispose is never an abort the caller asked for, stopOnAbortSignal or not.
     let stopped = |r: &std::result::Result<Generation, ChordError>| match r {
         Ok(g) => g.stop_reason == StopReason::Abort,

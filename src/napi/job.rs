@@ -9,16 +9,28 @@ use super::errors::to_js;
 use crate::error::{ChordError, ErrorCode};
 
 type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
+type OnJsThread = Box<dyn FnOnce(&Env) + Send>;
 
 /// A unit of core work producing `T`.
 pub struct Job<T> {
     work: Option<Work<T>>,
+    /// Run on the JS thread when the work is done, before the promise settles.
+    then: Option<OnJsThread>,
 }
 
 impl<T> Job<T> {
     /// Wraps `work`.
     pub fn new(work: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Job<T> {
-        Job { work: Some(Box::new(work)) }
+        Job { work: Some(Box::new(work)), then: None }
+    }
+
+    /// Wraps `work` as an `AsyncTask` that runs `then` on the JS thread once `work` is done
+    /// (whatever its outcome), before the promise settles.
+    pub fn task_then(work: impl FnOnce() -> crate::Result<T> + Send + 'static, then: impl FnOnce(&Env) + Send + 'static) -> AsyncTask<Job<T>>
+    where
+        Job<T>: Task,
+    {
+        AsyncTask::new(Job { work: Some(Box::new(work)), then: Some(Box::new(then)) })
     }
 
     /// Wraps `work` as an `AsyncTask`.
@@ -45,6 +57,9 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Job<T> {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<T> {
+        if let Some(then) = self.then.take() {
+            then(&env);
+        }
         output.map_err(|e| to_js(&env, e))
     }
 }

@@ -34,6 +34,11 @@ pub(super) struct Shared {
     pub(super) next_sequence: AtomicU64,
     /// Sequences of sessions collected without `dispose()`, dropped at the next locked call.
     pub(super) orphans: Mutex<Vec<SequenceId>>,
+    /// The saved KV caches of inactive sessions, in host memory: their bytes now (written under
+    /// the model lock, [`Shared::note_sessions`]) and as reported to V8 (on the JS thread,
+    /// [`Shared::sync_external`]).
+    session_cache: AtomicI64,
+    session_reported: AtomicI64,
 }
 
 /// The parts of a model read outside the model lock.
@@ -50,9 +55,31 @@ impl Shared {
         let mut guard = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(m) = guard.as_mut() {
-            orphans.into_iter().for_each(|s| m.drop_sequence(s));
+            if !orphans.is_empty() {
+                orphans.into_iter().for_each(|s| m.drop_sequence(s));
+                self.note_sessions(m);
+            }
         }
         guard
+    }
+
+    /// Records how many bytes `model`'s saved session caches take now (call under the lock
+    /// after anything that saves or drops one); V8 is told at the next [`Shared::sync_external`].
+    pub(super) fn note_sessions(&self, model: &Memory64Model) {
+        self.session_cache.store(i64::try_from(model.session_cache_bytes()).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Tells V8 how the saved session caches grew or shrank since it was last told (JS thread:
+    /// after each generation and each session's `dispose()`). Nothing after `dispose()`.
+    pub(super) fn sync_external(&self, env: &Env) {
+        if self.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = self.session_cache.load(Ordering::SeqCst);
+        let before = self.session_reported.swap(now, Ordering::SeqCst);
+        if now != before {
+            let _ = env.adjust_external_memory(now - before);
+        }
     }
 
     /// Runs `f` on the lock-free view; `ERR_DISPOSED` once `dispose()` was called.
@@ -66,9 +93,14 @@ impl Shared {
         }
     }
 
+    /// Bytes reported to V8 for this model now.
+    fn external_bytes(&self) -> i64 {
+        self.external.load(Ordering::SeqCst).saturating_add(self.session_reported.load(Ordering::SeqCst))
+    }
+
     /// Gives back the external memory reported for this model (once).
     fn release_external(&self, env: &Env) {
-        let bytes = self.external.swap(0, Ordering::SeqCst);
+        let bytes = self.external.swap(0, Ordering::SeqCst).saturating_add(self.session_reported.swap(0, Ordering::SeqCst));
         if bytes != 0 {
             let _ = env.adjust_external_memory(-bytes);
         }
@@ -163,7 +195,7 @@ impl Model {
         let info = ModelInfo::from_core(model.info(), n_ctx, started.elapsed().as_secs_f64() * 1000.0);
         let view = View { gguf, unit_names, vocab };
         let external = AtomicI64::new(i64::try_from(external).unwrap_or(i64::MAX));
-        let shared = Shared { model: Mutex::new(Some(model)), view: RwLock::new(Some(view)), info, unit_count, closing: AtomicBool::new(false), external, n_ctx, next_sequence: AtomicU64::new(1), orphans: Mutex::new(Vec::new()) };
+        let shared = Shared { model: Mutex::new(Some(model)), view: RwLock::new(Some(view)), info, unit_count, closing: AtomicBool::new(false), external, n_ctx, next_sequence: AtomicU64::new(1), orphans: Mutex::new(Vec::new()), session_cache: AtomicI64::new(0), session_reported: AtomicI64::new(0) };
         Self { shared: Arc::new(shared) }
     }
 
@@ -287,7 +319,8 @@ impl Model {
     /// counters, process RSS.
     #[napi(ts_return_type = "Promise<MemoryStats>")]
     pub fn memory_stats(&self) -> AsyncTask<Job<MemoryStats>> {
-        self.with(|m| Ok(m.memory_stats().into()))
+        let external = self.shared.external_bytes();
+        self.with(move |m| Ok(MemoryStats { external_bytes: external as f64, ..m.memory_stats().into() }))
     }
 
     /// Releases everything the model holds: the metadata and vocabulary at once, then, as soon

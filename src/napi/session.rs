@@ -149,7 +149,7 @@ impl ChatSession {
     /// `_generate`.
     #[napi(js_name = "_prompt", skip_typescript)]
     pub fn prompt_raw(&self, env: Env, text: Unknown, options: Option<Unknown>, callback: Function<'_, EventArgs, ()>) -> Result<()> {
-        let events = event_fn(callback)?;
+        let events = event_fn(callback, self.shared.clone())?;
         let input = (|| -> std::result::Result<_, ChordError> {
             if text.get_type().ok() != Some(ValueType::String) {
                 return Err(invalid_option("the prompt must be a string"));
@@ -221,12 +221,17 @@ impl ChatSession {
         self.closing.store(true, Ordering::SeqCst);
         locked(&self.history).messages.clear();
         let (shared, seq) = (self.shared.clone(), self.seq);
-        Job::task(move || {
-            if let Some(m) = shared.lock().as_mut() {
-                m.drop_sequence(seq);
-            }
-            Ok(())
-        })
+        let after = self.shared.clone();
+        Job::task_then(
+            move || {
+                if let Some(m) = shared.lock().as_mut() {
+                    m.drop_sequence(seq);
+                    shared.note_sessions(m);
+                }
+                Ok(())
+            },
+            move |env| after.sync_external(env),
+        )
     }
 
     /// Whether `dispose()` was called.

@@ -270,6 +270,12 @@ pub struct MemoryStats {
     pub bridge: BridgeStats,
     /// Resident set size of the process, if known.
     pub rss_bytes: Option<f64>,
+    /// Bytes this model had reported to V8 as external memory (`napi_adjust_external_memory`)
+    /// when `memoryStats()` was called, so that the garbage collector weighs an undisposed model
+    /// by what it holds: its guest memory, about twice the file's header (metadata and
+    /// vocabulary), and `sessionCacheBytes` as of the last generation or session `dispose()`.
+    /// 0 after `dispose()`.
+    pub external_bytes: f64,
 }
 
 impl From<CoreMemoryStats> for MemoryStats {
@@ -293,6 +299,7 @@ impl From<CoreMemoryStats> for MemoryStats {
                 errors: b.errors as f64,
             },
             rss_bytes: m.rss_bytes.map(|x| x as f64),
+            external_bytes: 0.0,
         }
     }
 }
