@@ -110,14 +110,14 @@ export declare class Model {
    * say; `parseSpecial` (default true) turns special-token text such as `<|im_start|>` into
    * its token. Rejects with `ERR_UNSUPPORTED_TOKENIZER` when the file's tokenizer is not supported.
    */
-  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): Promise<number[]>
+  tokenize(text: string, options?: TokenizeOptions): Promise<number[]>
   /**
    * Turns token ids back into text, as llama.cpp's `llama_detokenize` does (and
    * node-llama-cpp's `model.detokenize`): control tokens such as `<|im_end|>` render as
    * nothing unless `renderSpecial` is true; invalid UTF-8 becomes U+FFFD. Rejects with
    * `ERR_INVALID_OPTION` for an id outside the vocabulary, as `generate` does.
    */
-  detokenize(tokens: number[], options?: { renderSpecial?: boolean }): Promise<string>
+  detokenize(tokens: number[], options?: DetokenizeOptions): Promise<string>
   /**
    * Facts about the model: architecture, sizes, layer count, head counts, vocabulary, file
    * type, tensor type histogram, memory mode and threshold, `loadMs` (from the `load` call until
@@ -191,10 +191,7 @@ export declare class Model {
   createSession(options?: CreateSessionOptions): ChatSession
 }
 
-/**
- * Options of `model.applyChatTemplate` (this struct declares their TypeScript shape;
- * `parse_options` reads the JS object itself).
- */
+/** Options of `model.applyChatTemplate`. */
 export interface ApplyChatTemplateOptions {
   /**
    * End with the opening of the assistant's turn, so that generation continues as the
@@ -264,21 +261,24 @@ export interface ChatMessage {
   content: string
 }
 
-/**
- * Options of `model.createSession` (this struct declares their TypeScript shape;
- * `parse_session_options` reads the JS object itself).
- */
+/** Options of `model.createSession`. */
 export interface CreateSessionOptions {
   /** A system message that opens the history (and stays after `reset()`). */
   systemPrompt?: string
   /**
-   * Positions the session may fill, at most the model's `contextLength` (the default). A
-   * turn whose rendered history does not fit rejects with `ERR_CONTEXT_TOO_LARGE`; a reply
-   * that fills it stops with `stopReason: 'contextFull'`.
+   * Positions the session may fill, an integer in [2, the model's `contextLength`] (the
+   * default). A turn whose rendered history does not fit rejects with
+   * `ERR_CONTEXT_TOO_LARGE`; a reply that fills it stops with `stopReason: 'contextFull'`.
    */
   contextLength?: number
   /** A Jinja chat template to use instead of the file's `tokenizer.chat_template`. */
   template?: string
+}
+
+/** Options of `model.detokenize`. */
+export interface DetokenizeOptions {
+  /** Render control tokens such as `<|im_end|>` as their text. Default false (as nothing). */
+  renderSpecial?: boolean
 }
 
 /** An error as the event channel carries it (the JS wrapper makes it an `Error` with `code`). */
@@ -290,11 +290,15 @@ export interface ErrorInfo {
 }
 
 /**
- * Options of `model.generate` / `model.stream` (this struct declares their TypeScript shape;
- * `parse_generate_options` reads the JS object itself).
+ * Options of `model.generate` / `model.stream`. `model.chat` takes them without `addSpecial`
+ * and `parseSpecial` and with `template` (`ChatOptions`); `session.prompt` without all three
+ * (`SessionPromptOptions`).
  */
 export interface GenerateOptions {
-  /** Most tokens to generate. Default: until an end-of-generation token or a full context. */
+  /**
+   * Most tokens to generate, an integer ≥ 0. Default: until an end-of-generation token or a
+   * full context.
+   */
   maxTokens?: number
   /** Sampling temperature. Default 0 (greedy: always the most likely token). */
   temperature?: number
@@ -306,12 +310,9 @@ export interface GenerateOptions {
   minP?: number
   /**
    * Penalties for recently seen tokens, as llama.cpp applies them: a number (the repeat
-   * penalty; 1 = off, the default), or `{ penalty?, frequencyPenalty?, presencePenalty?,
-   * lastTokens? }` — a recent token's logit is divided by `penalty` (default 1) if positive,
-   * else multiplied, then `count × frequencyPenalty + presencePenalty` (defaults 0) is
-   * subtracted, over the last `lastTokens` tokens (default 64).
+   * penalty; 1 = off, the default), or a `RepeatPenaltyOptions` object.
    */
-  repeatPenalty?: number | { penalty?: number; frequencyPenalty?: number; presencePenalty?: number; lastTokens?: number }
+  repeatPenalty?: number | RepeatPenaltyOptions
   /** Random seed: the same seed gives the same text. Default: from the clock. */
   seed?: number
   /** Strings that end generation; the text stops before the first one found. */
@@ -430,18 +431,21 @@ export interface LayerInfo {
   resident: boolean
 }
 
-/** Options of `Model.load` (read field by field; this struct declares their TypeScript shape). */
+/** Options of `Model.load`. */
 export interface LoadOptions {
   /**
    * `'auto'` (default): Memory64 when tensor data exceeds `memory64Threshold` or cannot fit a
-   * wasm32 guest; `'always'`;
-   * `'never'` (WHOLE mode: every tensor copied into the wasm32 guest; fails early with
-   * `ERR_MODEL_TOO_LARGE_FOR_WASM32` when it cannot fit).
+   * wasm32 guest; `'always'` (or `true`);
+   * `'never'` (or `false`: WHOLE mode, every tensor copied into the wasm32 guest; fails early
+   * with `ERR_MODEL_TOO_LARGE_FOR_WASM32` when it cannot fit).
    */
   memory64?: 'auto' | 'always' | 'never' | boolean
   /** Bytes of tensor data above which `'auto'` chooses Memory64. Default 3 GiB (3221225472). */
   memory64Threshold?: number
-  /** Layer cache capacity in layers (Memory64 mode). Default 4 when `cacheBytes` is not given. */
+  /**
+   * Layer cache capacity in layers (Memory64 mode), an integer ≥ 1. Default 4 when
+   * `cacheBytes` is not given.
+   */
   cacheLayers?: number
   /** Layer cache capacity in bytes (Memory64 mode); with `cacheLayers`, the smaller wins. */
   cacheBytes?: number
@@ -496,6 +500,14 @@ export interface MemoryStats {
   bridge: BridgeStats
   /** Resident set size of the process, if known. */
   rssBytes?: number
+  /**
+   * Bytes this model had reported to V8 as external memory (`napi_adjust_external_memory`)
+   * when `memoryStats()` was called, so that the garbage collector weighs an undisposed model
+   * by what it holds: its guest memory, about twice the file's header (metadata and
+   * vocabulary), and `sessionCacheBytes` as of the last generation or session `dispose()`.
+   * 0 after `dispose()`.
+   */
+  externalBytes: number
 }
 
 /** Facts about a loaded model (`model.info`). */
@@ -566,6 +578,23 @@ export interface RegionStats {
   errors: number
 }
 
+/**
+ * The penalties for recently seen tokens, as llama.cpp applies them: a recent token's logit
+ * is divided by `penalty` if positive, else multiplied, then `count × frequencyPenalty +
+ * presencePenalty` is subtracted, over the last `lastTokens` tokens. At least one of
+ * `penalty`, `frequencyPenalty` and `presencePenalty` is given.
+ */
+export interface RepeatPenaltyOptions {
+  /** The repeat penalty, > 0. Default 1 (off). */
+  penalty?: number
+  /** Subtracted once per occurrence. Default 0. */
+  frequencyPenalty?: number
+  /** Subtracted once for a token that occurred. Default 0. */
+  presencePenalty?: number
+  /** How many of the last tokens count, an integer ≥ 0. Default 64. */
+  lastTokens?: number
+}
+
 /** One tensor of a layer. */
 export interface TensorSummary {
   /** Name, verbatim from the file. */
@@ -584,6 +613,14 @@ export interface TensorTypeCount {
   count: number
   /** Bytes of tensor data. */
   bytes: number
+}
+
+/** Options of `model.tokenize`. */
+export interface TokenizeOptions {
+  /** Add BOS/EOS as the model's `add_bos_token`/`add_eos_token` say. Default true. */
+  addSpecial?: boolean
+  /** Turn special-token text such as `<|im_start|>` into its token. Default true. */
+  parseSpecial?: boolean
 }
 
 /** A checksum of one unit's tensor bytes (`model.verifyLayer(i)`). */
