@@ -82,6 +82,31 @@ async function reference(refModel, ids) {
   }
 }
 
+/** llama.cpp's probabilities for the token after `ids` (a Map), in a context of `ctxOptions`. */
+async function firstTokenProbabilities(refModel, ids, ctxOptions) {
+  const ctx = await refModel.createContext(ctxOptions)
+  try {
+    for await (const out of ctx.getSequence().evaluateWithMetadata(ids, { probabilities: true }, { temperature: 1, topK: 0, topP: 1 })) return out.probabilities
+    return new Map()
+  } finally {
+    await ctx.dispose()
+  }
+}
+
+/**
+ * Our first generated token is llama.cpp's. On a host without AVX-512 (not STRICT), llama.cpp's
+ * CPU variant sums in another float order than the one wasm-chord mirrors, and a near tie at the
+ * first token can flip (seen: SmolLM2's 800-token prompt on an AVX2 host): there ours must be a
+ * token llama.cpp itself finds about as likely as its own choice.
+ */
+async function expectFirstToken(refModel, ids, ctxOptions, got, expected, what) {
+  if (STRICT || got === expected) return expect(got, what).toBe(expected)
+  const p = await firstTokenProbabilities(refModel, ids, ctxOptions)
+  const [ours, theirs] = [p.get(got) ?? 0, p.get(expected) ?? 0]
+  console.log(`[conformance] ${what}: a near tie flipped: ours ${got} (llama.cpp p = ${ours}), llama.cpp's ${expected} (p = ${theirs})`)
+  expect(ours, `${what}: ours ${got} (llama.cpp p = ${ours}) vs llama.cpp's ${expected} (p = ${theirs})`).toBeGreaterThan(0.9 * theirs)
+}
+
 for (const spec of MODELS) {
   const file = realModel(spec.file)
   describe.runIf(file)(`${spec.arch}: ${spec.file} vs llama.cpp`, () => {
@@ -127,7 +152,7 @@ for (const spec of MODELS) {
             const got = await m.generate(ids, { maxTokens: N })
             const same = prefix(got.tokens, expected)
             agreement.push(same === expected.length && got.tokens.length === expected.length ? 'all' : same)
-            expect(got.tokens[0], `first token, prompt ${JSON.stringify(prompt)}`).toBe(expected[0])
+            await expectFirstToken(ref, ids, { contextSize: 512, threads: 1 }, got.tokens[0], expected[0], `first token, prompt ${JSON.stringify(prompt)}`)
             expect(got.text, 'streamed text = llama.cpp detokenize of our tokens').toBe(ref.detokenize(got.tokens))
             if (STRICT) expect(got.tokens, `prompt ${JSON.stringify(prompt)}`).toEqual(expected)
             ;(results[`${spec.arch}/${mode}`] ??= []).push(got.tokens)
@@ -179,7 +204,7 @@ for (const spec of MODELS) {
             const got = (await m.generate(ids, { maxTokens: N })).tokens
             const same = prefix(got, expected[i])
             agreement.push(same === expected[i].length && got.length === same ? 'all' : same)
-            expect(got[0], `first token, ${ids.length}-token prompt`).toBe(expected[i][0])
+            await expectFirstToken(ref, ids, { threads: LONG_THREADS }, got[0], expected[i][0], `first token, ${ids.length}-token prompt`)
             if (!STRICT) continue
             expect(got, `${ids.length}-token prompt (${opts.memory64})`).toEqual(expected[i])
           }
