@@ -238,7 +238,7 @@ pub struct ParsedLoad {
 impl LoadOptions<'_> {
     /// Reads and validates `Model.load`'s `options`.
     pub fn parse(env: &Env, options: Option<Unknown>) -> CoreResult<ParsedLoad> {
-        read::<LoadOptions>(env, options, LoadOptions::FIELDS, "options")?.validate(env)
+        read_all::<LoadOptions>(env, options)?.validate(env)
     }
 
     fn validate(self, env: &Env) -> CoreResult<ParsedLoad> {
